@@ -1,0 +1,157 @@
+"""The ``xami`` command line: argparse subcommands, each a few lines over one library call.
+
+Exit codes: 0 success, 1 when some inputs failed (the rest done), 2 for usage errors.
+Heavy imports happen inside the command functions so that ``xami --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from xami import __version__
+from xami.errors import XamiError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+# --------------------------------------------------------------------------- simulate
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="simulate XMM-OM frames with exact artefact masks")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--n", type=int, default=200, help="number of images (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--fits", action="store_true",
+                   help="also write the native 2048x2048 FITS frames with WCS in OUT/fits/")
+    p.add_argument("--valid-fraction", type=float, default=0.25,
+                   help="fraction of images in the valid split (default 0.25, as released)")
+    p.set_defaults(func=_cmd_simulate)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from xami.sim import simulate_dataset
+
+    summary = simulate_dataset(args.out, args.n, seed=args.seed, fits=args.fits,
+                               valid_fraction=args.valid_fraction)
+    print(summary)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- preprocess
+def _add_preprocess(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preprocess", help="rebin and stretch OM FITS images to 8-bit XAMI frames")
+    p.add_argument("inputs", nargs="+", help="FITS files (file.fits[HDU] or [EXTNAME] selects an HDU)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--size", type=int, default=512, help="output frame size in pixels (default 512)")
+    p.add_argument("--asinh-a", type=float, default=None,
+                   help="Asinh stretch parameter a (default: xami.preprocess.DEFAULT_ASINH_A)")
+    p.set_defaults(func=_cmd_preprocess)
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from xami.preprocess import preprocess_files
+
+    failures = preprocess_files(args.inputs, args.out, size=args.size, asinh_a=args.asinh_a)
+    for path, reason in failures:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+# --------------------------------------------------------------------------- dataset
+def _add_dataset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dataset", help="dataset tools: stats, convert, split, show")
+    dsub = p.add_subparsers(dest="dataset_command", required=True)
+
+    s = dsub.add_parser("stats", help="paper Tables 1 and 2 and distribution plots")
+    s.add_argument("data", type=Path, help="dataset folder (COCO or YOLO layout) or XAMI zip")
+    s.add_argument("--out", type=Path, default=None,
+                   help="folder for stats.json, tables (Markdown) and plots")
+    s.set_defaults(func=_cmd_dataset_stats)
+
+    c = dsub.add_parser("convert", help="convert between the COCO and YOLO-seg layouts")
+    c.add_argument("data", type=Path, help="source dataset folder or XAMI zip")
+    c.add_argument("--to", required=True, choices=("coco", "yolo"), help="target layout")
+    c.add_argument("--out", required=True, type=Path, help="output folder")
+    c.set_defaults(func=_cmd_dataset_convert)
+
+    t = dsub.add_parser("split", help="stratified k-fold split (optionally grouped by ObsID)")
+    t.add_argument("data", type=Path, help="source dataset folder (COCO or YOLO) or XAMI zip")
+    t.add_argument("--out", required=True, type=Path, help="output folder (COCO layout)")
+    t.add_argument("--k", type=int, default=4, help="number of folds (default 4)")
+    t.add_argument("--fold", type=int, default=0, help="which fold is the valid split (default 0)")
+    t.add_argument("--test-fraction", type=float, default=0.0,
+                   help="fraction of images held out as a test split (default 0)")
+    t.add_argument("--group-obsid", action="store_true",
+                   help="keep all images of one ObsID in the same fold")
+    t.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    t.set_defaults(func=_cmd_dataset_split)
+
+    w = dsub.add_parser("show", help="write PNG overlays of the annotations")
+    w.add_argument("data", type=Path, help="dataset folder (COCO or YOLO layout) or XAMI zip")
+    w.add_argument("--out", required=True, type=Path, help="output folder for the PNGs")
+    w.add_argument("--n", type=int, default=8, help="number of images (default 8)")
+    w.add_argument("--split", default=None, help="split to show (default: all)")
+    w.set_defaults(func=_cmd_dataset_show)
+
+
+def _cmd_dataset_stats(args: argparse.Namespace) -> int:
+    from xami.data import compute_stats, load_dataset
+
+    stats = compute_stats(load_dataset(args.data))
+    print(stats.to_markdown())
+    if args.out is not None:
+        stats.save(args.out)
+    return EXIT_OK
+
+
+def _cmd_dataset_convert(args: argparse.Namespace) -> int:
+    from xami.data import load_dataset, write_dataset
+
+    write_dataset(load_dataset(args.data), args.out, layout=args.to)
+    return EXIT_OK
+
+
+def _cmd_dataset_split(args: argparse.Namespace) -> int:
+    from xami.data import load_dataset, split_dataset, write_dataset
+
+    split = split_dataset(load_dataset(args.data), k=args.k, fold=args.fold,
+                          test_fraction=args.test_fraction, group_by_obsid=args.group_obsid,
+                          seed=args.seed)
+    write_dataset(split, args.out, layout="coco")
+    return EXIT_OK
+
+
+def _cmd_dataset_show(args: argparse.Namespace) -> int:
+    from xami.data import load_dataset, show_dataset
+
+    written = show_dataset(load_dataset(args.data), args.out, n=args.n, split=args.split)
+    print(f"wrote {len(written)} overlays to {args.out}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    """The ``xami`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="xami", description="Find and mask instrumental artefacts in XMM-OM images.")
+    parser.add_argument("--version", action="version", version=f"xami {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_simulate, _add_preprocess, _add_dataset):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``xami`` command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except XamiError as err:
+        print(f"xami {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

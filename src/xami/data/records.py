@@ -1,0 +1,72 @@
+"""The one internal dataset record format; COCO and YOLO-seg live only in their converters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xami.data.polygons import polygons_to_mask
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One annotated artefact instance.
+
+    Parameters
+    ----------
+    category_id : int
+        COCO category id (1..5, see `xami.classes`).
+    polygons : tuple of numpy.ndarray
+        Outline(s), each ``float64 [K, 2]`` of ``(x, y)`` vertices in pixels (COCO convention: pixel
+        ``(r, c)`` covers ``x in [c, c+1)``); several polygons form one instance.
+    ann_id : int
+        Annotation id (unique within a dataset split; 0 when not yet assigned).
+    """
+
+    category_id: int
+    polygons: tuple[np.ndarray, ...]
+    ann_id: int = 0
+
+    @property
+    def bbox(self) -> np.ndarray:
+        """Tight XYXY box of all vertices, ``float64 [4]``."""
+        pts = np.concatenate(self.polygons, axis=0)
+        return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+
+    def mask(self, height: int, width: int) -> np.ndarray:
+        """Rasterise the polygons to a boolean ``[height, width]`` mask."""
+        return polygons_to_mask(self.polygons, height, width)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of a dataset and its annotations.
+
+    Parameters
+    ----------
+    file_name : str
+        Image file name relative to the split folder (``S0743200101_V.jpg``).
+    height, width : int
+        Image size in pixels.
+    annotations : tuple of Annotation
+        The image's instances (empty for a negative image).
+    image_id : int
+        COCO image id.
+    meta : Mapping
+        Free-form facts about the image (``obs_id``, ``filter``, ``exposure``...), JSON-serialisable.
+    """
+
+    file_name: str
+    height: int
+    width: int
+    annotations: tuple[Annotation, ...] = ()
+    image_id: int = 0
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def stem(self) -> str:
+        """File name without its extension."""
+        return self.file_name.rsplit(".", 1)[0]
