@@ -22,7 +22,7 @@ class ArtefactClass:
     colour : tuple of int
         RGB colour the dataset authors used for this class.
     fits_bit : int
-        Bit of the 16-bit QUALITY-style mask: SAS bits where SAS has one, new bits 10 and 11 otherwise.
+        Bit of the 16-bit QUALITY-style mask: the SAS bit where SAS has one, else new bit 10 or 11.
     description : str
         What the artefact is, in one line.
     """
@@ -47,9 +47,9 @@ CLASSES: tuple[ArtefactClass, ...] = (
     ArtefactClass(2, 1, "other", "OT", (255, 128, 1), 11,
                   "other scattered light, usually large diffuse areas"),
     ArtefactClass(3, 2, "read-out-streak", "ROS", (20, 77, 158), 1,
-                  "column streak through a bright source from photons arriving during frame transfer"),
+                  "column streak through a bright source (photons arriving during frame transfer)"),
     ArtefactClass(4, 3, "smoke-ring", "SR", (159, 21, 100), 2,
-                  "out-of-focus ghost of a bright star, displaced radially outward from the centre"),
+                  "out-of-focus ghost of a bright star, displaced radially outward"),
     ArtefactClass(5, 4, "star-loop", "SL", (255, 188, 248), 10,
                   "looping or elongated scattered light from bright stars 12'-15' off-axis"),
 )

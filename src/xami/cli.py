@@ -42,9 +42,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- preprocess
 def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preprocess", help="rebin and stretch OM FITS images to 8-bit XAMI frames")
-    p.add_argument("inputs", nargs="+", help="FITS files (file.fits[HDU] or [EXTNAME] selects an HDU)")
+    p.add_argument("inputs", nargs="+", help="FITS files (file.fits[HDU] picks an HDU)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--size", type=int, default=512, help="output frame size in pixels (default 512)")
+    p.add_argument("--size", type=int, default=512, help="output frame size, pixels (default 512)")
     p.add_argument("--asinh-a", type=float, default=None,
                    help="Asinh stretch parameter a (default: xami.preprocess.DEFAULT_ASINH_A)")
     p.set_defaults(func=_cmd_preprocess)

@@ -3,9 +3,9 @@
 Conventions, stated once for the whole package:
 
 - Images are arrays indexed ``(row, col)``; row 0 is the top of the frame as displayed (the
-  released XAMI frames; FITS data are flipped on reading).
-- Pixel ``(r, c)`` covers ``x in [c, c + 1)``, ``y in [r, r + 1)``; its centre is ``(c + 0.5, r + 0.5)``
-  (the COCO convention).
+  released XAMI frames; FITS data, whose row 0 is the bottom, are flipped by preprocessing).
+- Pixel ``(r, c)`` covers ``x in [c, c + 1)``, ``y in [r, r + 1)``; its centre is
+  ``(c + 0.5, r + 0.5)`` (the COCO convention).
 - Boxes are ``XYXY`` in absolute pixels of the image they refer to; the tight box of a mask that
   spans columns ``c0..c1`` and rows ``r0..r1`` is ``(c0, r0, c1 + 1, r1 + 1)``.
 - COCO ``[x, y, w, h]`` and YOLO normalised coordinates appear only in the converters.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,7 @@ class ImageRecord:
     image_id : int
         COCO image id.
     meta : Mapping
-        Free-form facts about the image (``obs_id``, ``filter``, ``exposure``...), JSON-serialisable.
+        Facts about the image (``obs_id``, ``filter``, ``exposure``...), JSON-serialisable.
     """
 
     file_name: str
@@ -70,3 +71,23 @@ class ImageRecord:
     def stem(self) -> str:
         """File name without its extension."""
         return self.file_name.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images and annotations grouped in named splits (``train``, ``valid``, optionally ``test``).
+
+    Parameters
+    ----------
+    splits : Mapping[str, tuple of ImageRecord]
+        The records of each split.
+    image_dirs : Mapping[str, pathlib.Path]
+        The folder holding the image files of each split (``file_name`` is relative to it).
+    """
+
+    splits: Mapping[str, tuple[ImageRecord, ...]]
+    image_dirs: Mapping[str, Path]
+
+    def records(self) -> list[tuple[str, ImageRecord]]:
+        """All ``(split, record)`` pairs, in split order."""
+        return [(name, rec) for name, recs in self.splits.items() for rec in recs]
