@@ -58,6 +58,9 @@ class ImageRecord:
         COCO image id.
     meta : Mapping
         Facts about the image (``obs_id``, ``filter``, ``exposure``...), JSON-serialisable.
+    source : pathlib.Path, optional
+        Where the image file is when it is not ``image_dirs[split] / file_name`` (a re-split
+        dataset pools images from several folders). Not written to any annotation file.
     """
 
     file_name: str
@@ -66,6 +69,7 @@ class ImageRecord:
     annotations: tuple[Annotation, ...] = ()
     image_id: int = 0
     meta: Mapping[str, Any] = field(default_factory=dict)
+    source: Path | None = None
 
     @property
     def stem(self) -> str:
@@ -91,3 +95,9 @@ class Dataset:
     def records(self) -> list[tuple[str, ImageRecord]]:
         """All ``(split, record)`` pairs, in split order."""
         return [(name, rec) for name, recs in self.splits.items() for rec in recs]
+
+    def image_path(self, split: str, record: ImageRecord) -> Path:
+        """Path of the image file of ``record`` in ``split``."""
+        if record.source is not None:
+            return Path(record.source)
+        return Path(self.image_dirs[split]) / record.file_name
