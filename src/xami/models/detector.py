@@ -1,0 +1,160 @@
+"""The detector: a thin wrapper over an ultralytics YOLOv8-seg (or RT-DETR) model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xami.classes import BY_YOLO_INDEX, CLASSES
+from xami.errors import CheckpointError, InputError
+from xami.models.ultralytics_setup import ultralytics_offline
+from xami.structures import Instances
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_DETECTOR = WEIGHTS_DIR / "detector.pt"
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Inference settings of the detector.
+
+    Attributes
+    ----------
+    conf : float
+        Minimum box confidence (paper §2.2 / authors' inference: 0.2).
+    iou : float
+        IoU threshold of ultralytics' class-aware NMS (ultralytics default 0.7, as the authors).
+    imgsz : int
+        Inference size in pixels (paper: 512).
+    max_det : int
+        Maximum number of detections per image.
+    """
+
+    conf: float = 0.2
+    iou: float = 0.7
+    imgsz: int = 512
+    max_det: int = 300
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """An 8-bit ``[H, W]`` or ``[H, W, 3]`` frame as the ``[H, W, 3]`` array ultralytics takes."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise InputError(None, f"expected an 8-bit frame (uint8), got dtype {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
+        raise InputError(None, f"expected an image of shape [H, W] or [H, W, 3], got {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+class Detector:
+    """Artefact detector: an ultralytics model whose classes are the XAMI classes.
+
+    Parameters
+    ----------
+    model : ultralytics.YOLO or ultralytics.RTDETR
+        The loaded ultralytics model; its class names must be those of `xami.classes`.
+    config : DetectorConfig
+        Inference settings.
+    source : str
+        Where the weights came from (a path, or the name of a yaml for an untrained model).
+    """
+
+    def __init__(self, model: Any, config: DetectorConfig = DetectorConfig(), *,
+                 source: str = "") -> None:
+        names = {int(k): v for k, v in model.names.items()}
+        expected = {c.yolo_index: c.name for c in CLASSES}
+        if names != expected:
+            raise CheckpointError(source or None,
+                                  f"detector classes {names} are not the XAMI classes {expected}")
+        self.model = model
+        self.config = config
+        self.source = source
+
+    def predict(self, image: np.ndarray) -> Instances:
+        """Detect artefacts in one frame.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            8-bit frame, ``uint8 [H, W]`` or ``[H, W, 3]`` (row 0 at the top, as released).
+
+        Returns
+        -------
+        Instances
+            Boxes XYXY in the frame's pixels, masks at the frame's size (letterboxing undone; filled
+            boxes for a model without masks such as RT-DETR), COCO labels and confidences.
+        """
+        bgr = as_bgr(image)
+        c = self.config
+        result = self.model.predict(bgr, conf=c.conf, iou=c.iou, imgsz=c.imgsz, max_det=c.max_det,
+                                    retina_masks=True, verbose=False)[0]
+        return _to_instances(result, bgr.shape[:2])
+
+
+def _to_instances(result: Any, shape: tuple[int, int]) -> Instances:
+    """Convert one ultralytics ``Results`` into Instances at ``shape``."""
+    boxes = result.boxes.xyxy.cpu().numpy().astype(np.float64)
+    labels = np.array([BY_YOLO_INDEX[int(i)].coco_id for i in result.boxes.cls.cpu().numpy()],
+                      dtype=np.int64)
+    scores = result.boxes.conf.cpu().numpy().astype(np.float64)
+    if result.masks is not None:
+        masks = result.masks.data.cpu().numpy() > 0.5
+    else:
+        masks = _box_masks(boxes, shape)
+    return Instances(boxes, masks.reshape(len(boxes), *shape), labels, scores)
+
+
+def _box_masks(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Filled-box masks, for detectors that predict no masks."""
+    masks = np.zeros((len(boxes), *shape), dtype=bool)
+    for m, (x0, y0, x1, y1) in zip(masks, np.round(boxes).astype(int), strict=True):
+        m[max(y0, 0):y1, max(x0, 0):x1] = True
+    return masks
+
+
+def _untrained(ul: Any, yaml_path: Path) -> Any:
+    """An untrained ultralytics model built offline from a yaml, with the five XAMI classes."""
+    model = (ul.RTDETR if "rtdetr" in yaml_path.name.lower() else ul.YOLO)(str(yaml_path))
+    cfg = dict(model.model.yaml, nc=len(CLASSES))
+    model.model = type(model.model)(cfg, nc=len(CLASSES), verbose=False)
+    model.model.names = {c.yolo_index: c.name for c in CLASSES}
+    return model
+
+
+def load_detector(path: str | Path | None = None, *,
+                  config: DetectorConfig = DetectorConfig()) -> Detector:
+    """Load a detector from an ultralytics checkpoint (``.pt``) or model yaml.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        An ultralytics checkpoint (e.g. the authors' ``yolov8_detect_300e_best.pt``) or a model
+        yaml (``yolov8n-seg.yaml``: an untrained model, built offline). None: the bundled weights.
+    config : DetectorConfig
+        Inference settings.
+
+    Returns
+    -------
+    Detector
+
+    Raises
+    ------
+    xami.errors.CheckpointError
+        The file is missing, is not an ultralytics checkpoint, or its classes are not XAMI's.
+    """
+    path = BUNDLED_DETECTOR if path is None else Path(path)
+    ul = ultralytics_offline()
+    if path.suffix in {".yaml", ".yml"}:
+        return Detector(_untrained(ul, path), config, source=str(path))
+    if not path.is_file():
+        raise CheckpointError(path, "detector checkpoint not found")
+    try:
+        model = (ul.RTDETR if "rtdetr" in path.name.lower() else ul.YOLO)(str(path))
+    except Exception as err:  # ultralytics raises many types for a bad file
+        raise CheckpointError(path, f"not a loadable ultralytics checkpoint ({err})") from err
+    return Detector(model, config, source=str(path))

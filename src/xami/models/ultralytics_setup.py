@@ -1,0 +1,72 @@
+"""Make ultralytics run offline, quietly and on every core; call `ultralytics_offline` before use.
+
+What ultralytics would otherwise do (measured on this project's reference machine): look up DNS
+hosts at import, check PyPI for updates, download ``Arial.ttf`` on every dataset check (even with
+``YOLO_OFFLINE=1``), auto-install missing packages, send analytics, write settings under
+``~/.config`` and run every train/predict call on ``cpu_count - 1`` threads (1 thread on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+CACHE_DIR_ENV = "XAMI_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """xami's cache folder: ``$XAMI_CACHE_DIR`` or ``~/.cache/xami``."""
+    return Path(os.environ.get(CACHE_DIR_ENV, Path.home() / ".cache" / "xami")).expanduser()
+
+
+def _install_font(config_dir: Path) -> None:
+    """Put matplotlib's DejaVuSans where ultralytics looks for Arial.ttf (no download)."""
+    import matplotlib
+
+    target = config_dir / "Ultralytics" / "Arial.ttf"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        shutil.copyfile(source, target)
+
+
+def ultralytics_offline(threads: int | None = None) -> ModuleType:
+    """Import ultralytics configured for offline use and return the module.
+
+    Sets ``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false`` and a private ``YOLO_CONFIG_DIR`` (unless
+    already set) before the first import, provides the font ultralytics would download, turns off
+    settings sync and integrations, and makes ultralytics use ``threads`` torch threads.
+
+    Parameters
+    ----------
+    threads : int, optional
+        Torch threads for ultralytics' train/predict calls (default: all cores,
+        ``os.cpu_count()``).
+
+    Returns
+    -------
+    module
+        The imported ``ultralytics`` package.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
+    _install_font(Path(os.environ["YOLO_CONFIG_DIR"]))
+
+    import ultralytics
+    import ultralytics.utils.torch_utils as torch_utils
+    from ultralytics.utils import SETTINGS
+
+    updates = {"sync": False, "clearml": False, "comet": False, "dvc": False, "mlflow": False,
+               "raytune": False, "tensorboard": False, "wandb": False, "hub": False}
+    if any(SETTINGS.get(k) != v for k, v in updates.items() if k in SETTINGS):
+        SETTINGS.update({k: v for k, v in updates.items() if k in SETTINGS})
+    n = threads or os.cpu_count() or 1
+    torch_utils.NUM_THREADS = n
+    torch.set_num_threads(n)
+    return ultralytics
