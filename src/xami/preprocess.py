@@ -63,10 +63,8 @@ class StretchParams:
         ZScale limits found on the covered pixels (data units after rebinning).
     factor : int
         Rebin factor applied before the stretch (1 = none).
-    contrast : float
-        ZScale contrast.
-    min_npixels : int
-        ZScale minimum number of pixels.
+    contrast, min_npixels : float, int
+        ZScale settings.
     """
 
     asinh_a: float
@@ -214,7 +212,8 @@ def flip_wcs_rows(wcs: WCS, height: int) -> WCS:
     """The WCS of the same image stored with its rows flipped (row 0 at the top, as displayed).
 
     FITS row ``j`` becomes row ``height - 1 - j``; in 1-based FITS pixels ``y' = height + 1 - y``,
-    so ``CRPIX2' = height + 1 - CRPIX2`` and the second pixel axis of CD (or CDELT2) changes sign.
+    so ``CRPIX2' = height + 1 - CRPIX2`` and the second column (pixel axis) of CD or PC changes
+    sign (not CDELT2, which scales the second world axis).
     Afterwards ``wcs.pixel_to_world(col, row)`` takes numpy indices of the displayed frame.
 
     Parameters
@@ -234,7 +233,7 @@ def flip_wcs_rows(wcs: WCS, height: int) -> WCS:
     if new.wcs.has_cd():
         new.wcs.cd = np.asarray(wcs.wcs.cd) * [1.0, -1.0]
     else:
-        new.wcs.cdelt = np.asarray(wcs.wcs.cdelt) * [1.0, -1.0]
+        new.wcs.pc = np.asarray(wcs.wcs.get_pc()) * [1.0, -1.0]
     new.wcs.set()
     return new
 
@@ -251,10 +250,8 @@ def zscale_limits(data: np.ndarray, coverage: np.ndarray, *, contrast: float = Z
         Image.
     coverage : numpy.ndarray
         ``bool`` mask of the pixels to use (see ``coverage_mask``).
-    contrast : float, optional
-        ZScale contrast (authors: 0.1).
-    min_npixels : int, optional
-        ZScale minimum number of pixels (authors: 10).
+    contrast, min_npixels : float, int, optional
+        ZScale settings (authors: 0.1 and 10).
 
     Returns
     -------
@@ -375,19 +372,8 @@ def _kept_cards(header: fits.Header) -> dict[str, Any]:
             if key in header and isinstance(header[key], (str, int, float, bool))}
 
 
-def frame_sidecar(frame: Frame) -> dict[str, Any]:
-    """The JSON sidecar of a frame: provenance, stretch, coverage and the output-grid WCS.
-
-    Parameters
-    ----------
-    frame : Frame
-        A preprocessed frame.
-
-    Returns
-    -------
-    dict
-        JSON-able mapping; ``"wcs"`` holds the FITS cards of ``frame.wcs`` (``None`` without one).
-    """
+def _sidecar(frame: Frame) -> dict[str, Any]:
+    """JSON sidecar of a frame: provenance, stretch, coverage, output-grid WCS cards (or None)."""
     size = frame.image.shape[0]
     return {
         "xami_version": __version__,
@@ -489,7 +475,7 @@ def _preprocess_one(spec: str, out_dir: Path, written: set[str], *, size: int,
     if name in written:
         raise InputError(spec, f"output name {name!r} already used by an earlier input")
     frame = preprocess_image(read_om_image(spec), size=size, asinh_a=asinh_a)
-    sidecar = json.dumps(frame_sidecar(frame), indent=2)
+    sidecar = json.dumps(_sidecar(frame), indent=2)
     write_frame(out_dir / f"{name}.png", frame.image)
     write_text_atomic(out_dir / f"{name}.json", sidecar + "\n")
     return name

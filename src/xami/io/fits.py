@@ -153,8 +153,8 @@ def _open(file: str) -> fits.HDUList:
         raise FitsError(file, "empty file (0 bytes)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # astropy's header fixes on read are accepted silently
-        try:
-            hdul = fits.open(file, memmap=True)
+        try:  # astropy memory-maps unscaled data and reads scaled (BSCALE/BZERO) data into memory
+            hdul = fits.open(file)
         except (OSError, ValueError, TypeError) as err:
             raise FitsError(file, f"not a readable FITS file ({err})") from None
     truncated = [w for w in caught if issubclass(w.category, AstropyUserWarning)
@@ -259,7 +259,7 @@ def write_fits(path: str | os.PathLike[str], hdus: fits.HDUList | list[fits.hdu.
     hdul = hdus if isinstance(hdus, fits.HDUList) else fits.HDUList(list(hdus))
     with atomic_path(path) as tmp:
         if str(path).lower().endswith(".gz"):
-            with gzip.GzipFile(tmp, "wb", mtime=0) as stream:
+            with open(tmp, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as stream:
                 hdul.writeto(stream)
         else:
             hdul.writeto(tmp, overwrite=True)
