@@ -1,0 +1,65 @@
+"""PNG overlays of a dataset's ground truth, to look at what the annotations are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from xami.data.records import Dataset, ImageRecord
+from xami.errors import DatasetError
+from xami.io.images import read_frame
+from xami.report.overlay import render_overlay, write_png
+
+
+def show_dataset(dataset: Dataset, out: str | os.PathLike[str], *, n: int = 8,
+                 split: str | None = None) -> list[Path]:
+    """Write ``out/NAME.png``: each frame with its masks coloured by class, outlines and names.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The dataset; images are read as grey 8-bit frames.
+    out : str or os.PathLike
+        Output folder (created).
+    n : int, optional
+        Number of images: the first ``n`` in dataset order (splits in order, then file order).
+    split : str, optional
+        Only this split (default: all).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNG files written.
+
+    Raises
+    ------
+    DatasetError
+        If ``split`` is not a split of the dataset, or an image does not match its record.
+
+    Examples
+    --------
+    >>> show_dataset(load_dataset("xami_dataset.zip"), "overlays", n=4)  # doctest: +SKIP
+    """
+    if split is not None and split not in dataset.splits:
+        raise DatasetError(None, f"split {split!r} is not one of {list(dataset.splits)}")
+    chosen = [(s, r) for s, r in dataset.records() if split is None or s == split][:max(n, 0)]
+    written = []
+    for name, rec in chosen:
+        path = Path(out) / f"{rec.stem}.png"
+        write_png(_overlay(dataset.image_path(name, rec), rec), path)
+        written.append(path)
+    return written
+
+
+def _overlay(image_path: Path, rec: ImageRecord) -> np.ndarray:
+    """The ground-truth overlay of one record."""
+    frame = read_frame(image_path)
+    if frame.shape != (rec.height, rec.width):
+        raise DatasetError(image_path, f"image is {frame.shape[1]}x{frame.shape[0]} px, the "
+                                       f"annotations say {rec.width}x{rec.height}")
+    masks = np.zeros((len(rec.annotations), rec.height, rec.width), dtype=bool)
+    for i, ann in enumerate(rec.annotations):
+        masks[i] = ann.mask(rec.height, rec.width)
+    return render_overlay(frame, masks, [a.category_id for a in rec.annotations])
