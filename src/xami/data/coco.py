@@ -242,9 +242,12 @@ def _rle_to_polygons(path: Path, where: str, seg: dict[str, Any],
         raise _fail(path, f"{where}: RLE segmentation needs 'counts' and size "
                           f"[{image.height}, {image.width}], got size {seg.get('size')!r}")
     try:
-        rle = mask_utils.frPyObjects(seg, image.height, image.width)
+        if isinstance(seg["counts"], str):
+            rle = {"size": seg["size"], "counts": seg["counts"].encode("ascii")}
+        else:
+            rle = mask_utils.frPyObjects(seg, image.height, image.width)
         mask = mask_utils.decode(rle).astype(bool)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, UnicodeError) as err:
         raise _fail(path, f"{where}: RLE segmentation cannot be decoded ({err})") from None
     polygons = mask_to_polygons(mask)
     if not polygons:

@@ -53,8 +53,7 @@ def kfold_assignments(dataset: Dataset, *, k: int = 4, seed: int = 42,
     --------
     >>> folds = kfold_assignments(dataset, k=4, group_by_obsid=True)  # doctest: +SKIP
     """
-    if k < 2:
-        raise ValueError(f"k must be at least 2, got {k!r}")
+    _check_k(k)
     records = [rec for _, rec in dataset.records()]
     return _assign(records, np.full(k, 1.0 / k), np.random.default_rng(seed), group_by_obsid)
 
@@ -95,6 +94,7 @@ def split_dataset(dataset: Dataset, *, k: int = 4, fold: int = 0, test_fraction:
     >>> split = split_dataset(load_dataset("xami_dataset.zip"), test_fraction=0.1,
     ...                       group_by_obsid=True)  # doctest: +SKIP
     """
+    _check_k(k)
     if not 0 <= fold < k:
         raise ValueError(f"fold must be in 0..{k - 1}, got {fold!r}")
     if not 0.0 <= test_fraction < 1.0:
@@ -111,6 +111,12 @@ def split_dataset(dataset: Dataset, *, k: int = 4, fold: int = 0, test_fraction:
                     group_by_obsid)
     names[rest[folds == fold]] = "valid"
     return _regroup(pool, names)
+
+
+def _check_k(k: int) -> None:
+    """At least two folds."""
+    if k < 2:
+        raise ValueError(f"k must be at least 2, got {k!r}")
 
 
 def _regroup(pool: list[ImageRecord], names: np.ndarray) -> Dataset:

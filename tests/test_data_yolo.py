@@ -1,0 +1,129 @@
+"""YOLO-seg writer and reader: class index = COCO id - 1, exact polygons, data.yaml, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from _data_factory import instance_set, tiny_dataset, write_frame
+from xami.classes import yolo_names
+from xami.data.coco import read_coco
+from xami.data.loading import load_dataset, write_dataset
+from xami.data.records import Annotation, Dataset, ImageRecord
+from xami.data.yolo import read_yolo, write_yolo
+from xami.errors import DatasetError
+
+
+def random_polygon_dataset(root: Path, rng: np.random.Generator) -> Dataset:
+    """Two images with random non-grid polygons of every class (stress the %.10g precision)."""
+    records = []
+    for i in range(2):
+        anns = tuple(Annotation(cid, (rng.uniform([0, 0], [31, 23], size=(7, 2)),), 0)
+                     for cid in (1, 2, 3, 4, 5))
+        name = f"S000000001{i}_B.jpg"
+        write_frame(root / "train" / name, rng)
+        records.append(ImageRecord(name, 24, 32, anns))
+    return Dataset({"train": tuple(records)}, {"train": root / "train"})
+
+
+def test_coco_yolo_coco_keeps_every_polygon_and_class(tmp_path: Path,
+                                                      rng: np.random.Generator) -> None:
+    for dataset in (tiny_dataset(tmp_path / "src", rng),
+                    random_polygon_dataset(tmp_path / "rand", rng)):
+        write_dataset(dataset, tmp_path / "coco", layout="coco")
+        write_dataset(load_dataset(tmp_path / "coco"), tmp_path / "yolo", layout="yolo")
+        write_dataset(read_yolo(tmp_path / "yolo"), tmp_path / "back", layout="coco")
+        for split, records in dataset.splits.items():
+            back = instance_set(read_coco(tmp_path / "back" / split / "_annotations.coco.json"))
+            for name, pairs in instance_set(records).items():
+                assert [c for c, _ in back[name]] == [c for c, _ in pairs]
+                for (_, p0), (_, p1) in zip(pairs, back[name], strict=True):
+                    np.testing.assert_allclose(p1, p0, rtol=1e-6, atol=1e-6 * 32)
+
+
+def test_label_class_index_is_coco_id_minus_one(tmp_path: Path, rng: np.random.Generator) -> None:
+    dataset = tiny_dataset(tmp_path / "src", rng)
+    write_yolo(dataset, tmp_path / "yolo")
+    star_loop = (tmp_path / "yolo/train/labels/S0000000002_V.txt").read_text().splitlines()
+    assert [line.split()[0] for line in star_loop] == ["4", "4"]  # one star-loop, two parts
+    streaks = (tmp_path / "yolo/train/labels/S0000000001_U.txt").read_text().splitlines()
+    assert [line.split()[0] for line in streaks] == ["2", "2", "0"]
+    assert (tmp_path / "yolo/valid/labels/S0000000005_L.txt").read_text() == ""
+    first = [float(v) for v in streaks[0].split()[1:]]
+    assert min(first) >= 0 and max(first) <= 1
+    back = read_yolo(tmp_path / "yolo")
+    assert [a.category_id for a in back.splits["train"][1].annotations] == [5, 5]
+    assert back.splits["valid"][1].annotations == ()
+
+
+def test_data_yaml_is_what_ultralytics_reads(tmp_path: Path, rng: np.random.Generator) -> None:
+    write_yolo(tiny_dataset(tmp_path / "src", rng), tmp_path / "yolo")
+    config = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
+    assert config == {"path": str((tmp_path / "yolo").resolve()), "train": "train/images",
+                      "val": "valid/images", "nc": 5, "names": yolo_names()}
+    assert config["names"][4] == "star-loop"
+    image = tmp_path / "yolo/train/images/S0000000001_U.jpg"
+    assert image.stat().st_ino == (tmp_path / "src/train/S0000000001_U.jpg").stat().st_ino
+
+
+def test_roboflow_style_yaml_and_missing_labels(tmp_path: Path, rng: np.random.Generator) -> None:
+    root = tmp_path / "yolo"
+    write_frame(root / "train/images/S0000000001_U.jpg", rng)
+    write_frame(root / "valid/images/S0000000002_U.jpg", rng)
+    (root / "train/labels").mkdir(parents=True)
+    (root / "train/labels/S0000000001_U.txt").write_text("3 0.1 0.1 0.5 0.1 0.3 0.5\n\n")
+    (root / "data.yaml").write_text(yaml.safe_dump({
+        "train": "../train/images", "val": "/home/someone/xami/valid/images", "nc": 5,
+        "names": list(yolo_names().values())}))
+    dataset = read_yolo(root)
+    assert list(dataset.splits) == ["train", "valid"]
+    (ann,) = dataset.splits["train"][0].annotations
+    assert ann.category_id == 4
+    np.testing.assert_allclose(ann.polygons[0], [[3.2, 2.4], [16, 2.4], [9.6, 12]])
+    assert dataset.splits["valid"][0].annotations == ()
+    assert dataset.splits["valid"][0].meta == {"obs_id": "0000000002", "filter": "U"}
+
+
+@pytest.mark.parametrize(("line", "match"), [
+    ("5 0.1 0.1 0.5 0.1 0.3 0.5", r"line 2: class '5' is not a YOLO index"),
+    ("-1 0.1 0.1 0.5 0.1 0.3 0.5", r"line 2: class '-1'"),
+    ("1 0.1 0.1 0.5 0.1 0.3", r"line 2: 5 coordinates"),
+    ("1 0.5 0.5 0.2 0.2", r"line 2: 4 coordinates; a polygon needs.*at least 3 points"),
+    ("1 0.1 0.1 0.5 nan 0.3 0.5", r"line 2: non-finite coordinate"),
+    ("1 0.1 0.1 0.5 x 0.3 0.5", r"line 2: coordinates are not numbers"),
+])
+def test_label_errors_name_file_and_line(tmp_path: Path, rng: np.random.Generator, line: str,
+                                         match: str) -> None:
+    write_yolo(tiny_dataset(tmp_path / "src", rng), tmp_path / "yolo")
+    label = tmp_path / "yolo/train/labels/S0000000003_U.txt"
+    label.write_text(f"0 0.1 0.1 0.5 0.1 0.3 0.5\n{line}\n")
+    with pytest.raises(DatasetError, match=r"S0000000003_U\.txt: " + match):
+        read_yolo(tmp_path / "yolo")
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("names: [a, b]\ntrain: train/images\n", r"data\.yaml: names .* are not the XAMI classes"),
+    ("train: [1, 2]\n", r"data\.yaml: train: \[1, 2\] is not a folder path"),
+    ("- just a list\n", r"data\.yaml: top level is not a mapping"),
+    ("train: x: y: z\n", r"data\.yaml: not a YAML file"),
+    ("test: test/images\n", r"data\.yaml: test: folder .*test/images not found"),
+])
+def test_data_yaml_errors(tmp_path: Path, rng: np.random.Generator, text: str,
+                          match: str) -> None:
+    write_yolo(tiny_dataset(tmp_path / "src", rng), tmp_path / "yolo")
+    (tmp_path / "yolo/data.yaml").write_text(text)
+    with pytest.raises(DatasetError, match=match):
+        read_yolo(tmp_path / "yolo")
+
+
+def test_missing_yaml_and_unreadable_image(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"data\.yaml: file not found"):
+        read_yolo(tmp_path)
+    (tmp_path / "train/images").mkdir(parents=True)
+    (tmp_path / "train/images/S0000000001_U.jpg").write_bytes(b"not an image")
+    (tmp_path / "data.yaml").write_text("train: train/images\n")
+    with pytest.raises(DatasetError, match=r"S0000000001_U\.jpg: cannot read image header"):
+        read_yolo(tmp_path)
