@@ -1,0 +1,89 @@
+"""Overlay rendering: exact class-colour blend, outlines, labels, PNG output, show_dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _data_factory import box_mask, tiny_dataset
+from xami.classes import BY_COCO_ID
+from xami.data.show import show_dataset
+from xami.errors import DatasetError
+from xami.report.overlay import render_overlay, write_png
+
+SHAPE = (24, 32)
+
+
+def test_masked_pixel_is_the_blend_of_the_class_colour() -> None:
+    frame = np.full(SHAPE, 100, dtype=np.uint8)
+    masks = np.stack([box_mask(4, 14, 4, 14), box_mask(0, 24, 20, 23)])
+    out = render_overlay(frame, masks, [5, 3], text=False, alpha=0.45)
+    for (row, col), label in (((9, 9), 5), ((12, 21), 3)):
+        expected = np.rint(0.55 * 100 + 0.45 * np.array(BY_COCO_ID[label].colour))
+        np.testing.assert_array_equal(out[row, col], expected)
+    assert out[4, 4].tolist() == list(BY_COCO_ID[5].colour)  # outline pixel
+    assert out[20, 2].tolist() == [100, 100, 100]  # untouched
+    assert out.dtype == np.uint8 and out.shape == (*SHAPE, 3)
+
+
+def test_overlaps_blend_in_order_and_outline_can_be_off() -> None:
+    frame = np.full(SHAPE, 50, dtype=np.uint8)
+    masks = np.stack([box_mask(0, 10, 0, 10), box_mask(5, 15, 5, 15)])
+    out = render_overlay(frame, masks, [1, 4], text=False, outline=False, alpha=0.5)
+    first = 0.5 * 50 + 0.5 * np.array(BY_COCO_ID[1].colour)
+    expected = np.rint(0.5 * first + 0.5 * np.array(BY_COCO_ID[4].colour))
+    np.testing.assert_array_equal(out[7, 7], expected)
+    np.testing.assert_array_equal(out[0, 0], np.rint(first))
+
+
+def test_labels_are_drawn_and_empty_input_gives_grey() -> None:
+    frame = np.full((40, 60), 80, dtype=np.uint8)
+    masks = box_mask(20, 38, 5, 50, shape=(40, 60))[None]
+    plain = render_overlay(frame, masks, [2], text=False)
+    labelled = render_overlay(frame, masks, [2], scores=[0.87])
+    assert (labelled[:20] != plain[:20]).any()
+    grey = render_overlay(frame, np.zeros((0, 40, 60), bool), [])
+    assert (grey == 80).all()
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"frame": np.zeros(SHAPE, np.float32)}, r"frame must be a uint8 \[H, W\] array"),
+    ({"masks": np.zeros((1, 5, 5), bool)}, r"masks must be \[N, 24, 32\], got \(1, 5, 5\)"),
+    ({"labels": [0]}, r"labels must be COCO ids \[1, 2, 3, 4, 5\], got \[0\]"),
+    ({"labels": [1, 2]}, r"need one label \(and score\) per mask: 1 masks, 2 labels"),
+    ({"scores": [0.1, 0.2]}, r"1 masks, 1 labels, 2 scores"),
+    ({"alpha": 1.5}, r"alpha must be in \[0, 1\], got 1\.5"),
+])
+def test_invalid_inputs(kwargs: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {"frame": np.zeros(SHAPE, np.uint8),
+                               "masks": np.ones((1, *SHAPE), bool), "labels": [1]}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        render_overlay(**args)  # type: ignore[arg-type]
+
+
+def test_write_png_round_trips(tmp_path: Path, rng: np.random.Generator) -> None:
+    image = rng.integers(0, 256, size=(*SHAPE, 3), dtype=np.uint8)
+    write_png(image, tmp_path / "sub" / "x.png")
+    with Image.open(tmp_path / "sub" / "x.png") as im:
+        assert im.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(im), image)
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["x.png"]
+
+
+def test_show_dataset(tmp_path: Path, rng: np.random.Generator) -> None:
+    dataset = tiny_dataset(tmp_path / "data", rng)
+    written = show_dataset(dataset, tmp_path / "show", n=4)
+    assert [p.name for p in written] == ["S0000000001_U.png", "S0000000002_V.png",
+                                         "S0000000003_U.png", "S0000000004_L.png"]
+    with Image.open(written[0]) as im:
+        pixels = np.asarray(im)
+    assert pixels.shape == (*SHAPE, 3)
+    assert pixels[0, 4].tolist() == list(BY_COCO_ID[3].colour)  # streak outline
+    valid = show_dataset(dataset, tmp_path / "valid", n=8, split="valid")
+    assert [p.name for p in valid] == ["S0000000004_L.png", "S0000000005_L.png"]
+    with pytest.raises(DatasetError, match=r"split 'test' is not one of \['train', 'valid'\]"):
+        show_dataset(dataset, tmp_path / "x", split="test")
