@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from _data_factory import box_mask, instance_set, tiny_records
 from xami.classes import coco_categories
 from xami.data.coco import read_coco, write_coco
+from xami.data.records import Annotation, ImageRecord
 from xami.errors import DatasetError
 from xami.structures import encode_rle
 
@@ -198,8 +200,6 @@ def test_not_json_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_missing_size_is_read_from_the_image_header(tmp_path: Path) -> None:
-    from PIL import Image
-
     data = roboflow_json()
     del data["images"][1]["height"], data["images"][1]["width"]
     Image.new("RGB", (40, 30)).save(tmp_path / data["images"][1]["file_name"])
@@ -207,3 +207,10 @@ def test_missing_size_is_read_from_the_image_header(tmp_path: Path) -> None:
     assert (rec.height, rec.width) == (30, 40)
     with pytest.raises(DatasetError, match=r"image 1: no height/width and image file"):
         read_coco(tmp_path / "a.json", image_dir=tmp_path / "elsewhere")
+
+
+def test_write_refuses_an_annotation_without_polygon(tmp_path: Path) -> None:
+    rec = ImageRecord("S0000000001_U.jpg", 8, 8, (Annotation(2, (), 7),))
+    with pytest.raises(ValueError, match=r"S0000000001_U\.jpg: annotation 7 \(category 2\) has no"):
+        write_coco([rec], tmp_path / "a.json")
+    assert not (tmp_path / "a.json").exists()

@@ -266,6 +266,11 @@ def write_coco(records: Iterable[ImageRecord], json_path: str | os.PathLike[str]
     json_path : str or os.PathLike
         Output file (written atomically; folders are created).
 
+    Raises
+    ------
+    ValueError
+        If an annotation has no polygon.
+
     Notes
     -----
     Image and annotation ids are kept when they are unique, else renumbered (images from 0,
@@ -300,6 +305,9 @@ def _ids(given: list[int], *, start: int) -> list[int]:
 def _annotation_entry(ann: Annotation, ann_id: int, image_id: int,
                       rec: ImageRecord) -> dict[str, Any]:
     """The COCO entry of one annotation."""
+    if not ann.polygons:
+        raise ValueError(f"{rec.file_name}: annotation {ann_id} (category {ann.category_id}) "
+                         "has no polygon")
     flat = [[round(float(v), _DIGITS) for v in p.reshape(-1)] for p in ann.polygons]
     rle = mask_utils.merge(mask_utils.frPyObjects(flat, rec.height, rec.width))
     bbox = xyxy_to_xywh(ann.bbox)[0]

@@ -173,15 +173,7 @@ def compute_stats(dataset: Dataset) -> DatasetStats:
     filters: dict[str, list[int]] = {}
     boxes: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for split, rec in dataset.records():
-        present = [BY_COCO_ID[a.category_id].name for a in rec.annotations]
-        for name in present:
-            instances[split][name] += 1
-        for name in set(present):
-            images_with[split][name] += 1
-        counts = filters.setdefault(_filter_letter(rec), [0, 0])
-        counts[0], counts[1] = counts[0] + 1, counts[1] + len(present)
-        for ann in rec.annotations:
-            boxes[BY_COCO_ID[ann.category_id].name].append(_box(ann.bbox, rec))
+        _count(rec, instances[split], images_with[split], filters, boxes)
     return DatasetStats(
         images={s: len(r) for s, r in dataset.splits.items()},
         empty_images={s: sum(not r.annotations for r in recs) for s, recs in
@@ -189,6 +181,20 @@ def compute_stats(dataset: Dataset) -> DatasetStats:
         filters=_ordered_filters(filters), instances=instances, images_with=images_with,
         mean_box={n: _mean_size(boxes[n]) for n in names},
         box_centres={n: _centres(boxes[n]) for n in names})
+
+
+def _count(rec: ImageRecord, instances: dict[str, int], images_with: dict[str, int],
+           filters: dict[str, list[int]], boxes: dict[str, list[np.ndarray]]) -> None:
+    """Add one record to the running counts of its split."""
+    present = [BY_COCO_ID[a.category_id].name for a in rec.annotations]
+    for name in present:
+        instances[name] += 1
+    for name in set(present):
+        images_with[name] += 1
+    counts = filters.setdefault(_filter_letter(rec), [0, 0])
+    counts[0], counts[1] = counts[0] + 1, counts[1] + len(present)
+    for ann in rec.annotations:
+        boxes[BY_COCO_ID[ann.category_id].name].append(_box(ann.bbox, rec))
 
 
 def _filter_letter(record: ImageRecord) -> str:
