@@ -127,3 +127,18 @@ def test_missing_yaml_and_unreadable_image(tmp_path: Path) -> None:
     (tmp_path / "data.yaml").write_text("train: train/images\n")
     with pytest.raises(DatasetError, match=r"S0000000001_U\.jpg: cannot read image header"):
         read_yolo(tmp_path)
+
+
+def test_ultralytics_reads_the_layout(tmp_path: Path, rng: np.random.Generator) -> None:
+    pytest.importorskip("ultralytics")
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    write_yolo(tiny_dataset(tmp_path / "src", rng), tmp_path / "yolo")
+    data = check_det_dataset(str(tmp_path / "yolo/data.yaml"))
+    assert Path(data["val"]) == (tmp_path / "yolo/valid/images").resolve()
+    dataset = YOLODataset(img_path=data["train"], data=data, task="segment", imgsz=32,
+                          augment=False)
+    classes = {Path(lab["im_file"]).name: lab["cls"].ravel().tolist() for lab in dataset.labels}
+    assert classes == {"S0000000001_U.jpg": [2.0, 2.0, 0.0], "S0000000002_V.jpg": [4.0, 4.0],
+                       "S0000000003_U.jpg": []}
