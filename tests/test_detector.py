@@ -6,6 +6,7 @@ import socket
 
 import numpy as np
 import pytest
+import torch
 
 from xami.classes import CLASSES
 from xami.errors import CheckpointError, InputError
@@ -14,7 +15,8 @@ from xami.models.detector import DetectorConfig, as_bgr, load_detector
 
 @pytest.fixture(scope="module")
 def untrained():
-    """An untrained yolov8n-seg with the XAMI classes (built offline from the yaml)."""
+    """An untrained yolov8n-seg with the XAMI classes (built offline from the yaml, seeded)."""
+    torch.manual_seed(0)
     return load_detector("yolov8n-seg.yaml", config=DetectorConfig(conf=1e-9, max_det=20))
 
 

@@ -3,7 +3,8 @@
 What ultralytics would otherwise do (measured on this project's reference machine): look up DNS
 hosts at import, check PyPI for updates, download ``Arial.ttf`` on every dataset check (even with
 ``YOLO_OFFLINE=1``), auto-install missing packages, send analytics, write settings under
-``~/.config`` and run every train/predict call on ``cpu_count - 1`` threads (1 thread on 2 cores).
+``~/.config``, try to pip-install pi-heif whenever Pillow cannot identify a file (it patches
+``PIL.Image.open``), and run every train/predict call on ``cpu_count - 1`` threads (1 on 2 cores).
 """
 
 from __future__ import annotations
@@ -59,8 +60,13 @@ def ultralytics_offline(threads: int | None = None) -> ModuleType:
     _install_font(Path(os.environ["YOLO_CONFIG_DIR"]))
 
     import ultralytics
+    import ultralytics.utils.patches as patches
     import ultralytics.utils.torch_utils as torch_utils
     from ultralytics.utils import SETTINGS
+
+    # ultralytics patches PIL.Image.open to pip-install pi-heif on an unreadable image; keep
+    # Pillow's own error instead (xami reads only FITS, PNG and JPEG)
+    patches._pil_plugins_registered = True
 
     updates = {"sync": False, "clearml": False, "comet": False, "dvc": False, "mlflow": False,
                "raytune": False, "tensorboard": False, "wandb": False, "hub": False}
