@@ -131,6 +131,45 @@ def _cmd_dataset_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the detector, the segmentor or the combined stage")
+    tsub = p.add_subparsers(dest="train_command", required=True)
+    d = tsub.add_parser("detector", help="train the YOLOv8-seg detector (ultralytics, offline)")
+    d.add_argument("--data", required=True, type=Path,
+                   help="YOLO-seg data.yaml, its folder, or an `xami simulate` output folder")
+    d.add_argument("--config", type=Path, default=None,
+                   help="YAML with a `detector:` section (default: the paper recipe)")
+    d.add_argument("--out", type=Path, default=Path("runs/detector"), help="run folder")
+    d.add_argument("--resume", action="store_true", help="continue the run in --out")
+    d.set_defaults(func=_cmd_train_detector)
+
+
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    from xami.config import read_config_section
+    from xami.train.detector import DetectorTrainConfig, train_detector
+
+    config = read_config_section(args.config, "detector", DetectorTrainConfig)
+    best = train_detector(args.data, args.out, config=config, resume=args.resume)
+    print(f"best checkpoint: {best}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- demo
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the end-to-end demonstration on simulated fields")
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
+    p.add_argument("--n", type=int, default=8, help="number of simulated fields (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from xami.demo import run_demo
+
+    return EXIT_FAILED if run_demo(args.out, n=args.n, seed=args.seed) else EXIT_OK
+
+
 # --------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     """The ``xami`` argument parser with every subcommand."""
@@ -138,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xami", description="Find and mask instrumental artefacts in XMM-OM images.")
     parser.add_argument("--version", action="version", version=f"xami {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_simulate, _add_preprocess, _add_dataset):
+    for add in (_add_simulate, _add_preprocess, _add_dataset, _add_train, _add_demo):
         add(sub)
     return parser
 
