@@ -16,7 +16,7 @@ def _flatten_masks(masks: np.ndarray, name: str) -> np.ndarray:
     masks = np.asarray(masks)
     if masks.ndim != 3:
         raise ValueError(f"{name} must be [K, H, W] masks, got shape {masks.shape}")
-    return masks.reshape(len(masks), -1).astype(np.float64)
+    return masks.reshape(masks.shape[0], masks.shape[1] * masks.shape[2]).astype(np.float64)
 
 
 def mask_iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
