@@ -143,3 +143,10 @@ def test_faint_rule_errors_name_the_value() -> None:
         FaintRuleConfig(threshold=1.5)
     with pytest.raises(ValueError, match=r"image must be \[H, W\]"):
         background_band(np.zeros(5))
+
+
+def test_faint_fraction_ignores_pixels_without_coverage():
+    image = np.array([[0, 0, 50, 52]], dtype=np.uint8)
+    mask = np.ones((1, 4), bool)
+    assert faint_fraction(image, mask, 50.0, 5.0) == 1.0
+    assert faint_fraction(image, np.array([[True, True, False, False]]), 50.0, 5.0) == 0.0

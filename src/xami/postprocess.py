@@ -156,7 +156,9 @@ def background_band(image: np.ndarray, *, sigmas: float = 1.0, levels: int = 2) 
 
 
 def faint_fraction(image: np.ndarray, mask: np.ndarray, level: float, sigma: float) -> float:
-    """Fraction of a mask's pixels whose value lies in ``[level - sigma, level + sigma]``.
+    """Fraction of a mask's covered pixels whose value lies in ``[level - sigma, level + sigma]``.
+
+    Pixels without coverage are left out, like in the statistics of `background_band`.
 
     Parameters
     ----------
@@ -170,7 +172,7 @@ def faint_fraction(image: np.ndarray, mask: np.ndarray, level: float, sigma: flo
     Returns
     -------
     float
-        In ``[0, 1]``; 0 for an empty mask.
+        In ``[0, 1]``; 0 for a mask without covered pixels.
 
     Raises
     ------
@@ -186,7 +188,7 @@ def faint_fraction(image: np.ndarray, mask: np.ndarray, level: float, sigma: flo
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != data.shape:
         raise ValueError(f"mask must be the image's size {data.shape}, got {mask.shape}")
-    values = data[mask]
+    values = data[mask & coverage_mask(data)]
     in_band = (values >= level - sigma) & (values <= level + sigma)
     return float(in_band.sum()) / max(values.size, 1)
 
