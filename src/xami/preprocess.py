@@ -29,11 +29,13 @@ from xami.io.atomic import write_text_atomic
 from xami.io.fits import OMImage, fits_stem, read_om_image
 from xami.io.images import write_frame
 
-DEFAULT_ASINH_A = 0.1
+DEFAULT_ASINH_A = 0.25
 """Parameter ``a`` of astropy's ``AsinhStretch`` applied after ZScale (0 < a; small = stronger).
 
-The authors did not record the value used for the released frames (reference notes §2.1); 0.1 is
-astropy's default and their exploratory choice. Every output records the value actually used."""
+The authors did not record the value used for the released frames (reference notes §2.1). 0.25 makes
+simulated frames (``xami.sim``) match the brightness percentiles of real released frames
+(``shared/tools/realism.py``: median 74-79, p05/p95 34-44/126-134); astropy's default is 0.1.
+Every output records the value actually used."""
 
 ZSCALE_CONTRAST = 0.1
 """ZScale contrast used by the authors (astropy's default is 0.25; reference notes §2.1)."""
