@@ -24,6 +24,9 @@ class DetectorTrainConfig:
         yaml because pretrained weights cannot be downloaded).
     epochs : int
         Training epochs (paper: 300).
+    hours : float or None
+        Wall-clock budget; when set, ultralytics re-estimates the number of epochs after the first
+        one so that the LR schedule completes within it (None: train ``epochs``).
     batch : int
         Images per batch (paper: 16).
     imgsz : int
@@ -46,6 +49,7 @@ class DetectorTrainConfig:
 
     model: str = "yolov8n-seg.yaml"
     epochs: int = 300
+    hours: float | None = None
     batch: int = 16
     imgsz: int = 512
     patience: int = 0
@@ -61,7 +65,8 @@ class DetectorTrainConfig:
 def _train_args(config: DetectorTrainConfig, data_yaml: Path, out: Path) -> dict[str, Any]:
     """Ultralytics ``train()`` keyword arguments for ``config``."""
     return {
-        "data": str(data_yaml), "epochs": config.epochs, "batch": config.batch,
+        "data": str(data_yaml), "epochs": config.epochs, "time": config.hours,
+        "batch": config.batch,
         "imgsz": config.imgsz, "patience": config.patience or 10**6, "mosaic": config.mosaic,
         "hsv_h": config.hsv, "hsv_s": config.hsv, "hsv_v": config.hsv, "fliplr": config.fliplr,
         "flipud": config.flipud, "mask_ratio": config.mask_ratio, "seed": config.seed,
