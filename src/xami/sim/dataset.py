@@ -111,12 +111,34 @@ def annotations_of(sim: SimulatedFrame) -> tuple[Annotation, ...]:
     return tuple(out)
 
 
+def simulate_index(seed: int, index: int, *, binning: int = 4,
+                   config: SimConfig | None = None) -> SimulatedFrame:
+    """Image ``index`` of the set ``simulate_dataset(..., seed=seed)`` makes (before JPEG).
+
+    Parameters
+    ----------
+    seed, index : int
+        Dataset seed and image index.
+    binning : {4, 1}
+        4 as written without ``fits``, 1 as written with ``fits``.
+    config : SimConfig, optional
+        Simulator settings.
+
+    Returns
+    -------
+    SimulatedFrame
+        The image and its ground truth.
+    """
+    config = SimConfig() if config is None else config
+    scene = scene_of(seed, index, config)
+    return simulate_scene(scene, np.random.default_rng([seed, index, 1]), config,
+                          binning=binning, seed=seed, index=index)
+
+
 def _one(index: int, *, out: Path, seed: int, fits: bool, valid_fraction: float,
          config: SimConfig) -> tuple[str, ImageRecord]:
     """Simulate and write image ``index``; return its split and record."""
-    scene = scene_of(seed, index, config)
-    sim = simulate_scene(scene, np.random.default_rng([seed, index, 1]), config,
-                         binning=1 if fits else 4, seed=seed, index=index)
+    sim = simulate_index(seed, index, binning=1 if fits else 4, config=config)
     split = split_of(seed, index, valid_fraction, config)
     name = f"{sim.stem}.jpg"
     write_frame(out / "coco" / split / name, sim.frame, quality=95)
