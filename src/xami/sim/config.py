@@ -68,19 +68,19 @@ class FilterModel:
 
 FILTER_MODELS: tuple[FilterModel, ...] = (
     FilterModel("U", 193, 5000.0, 1.7e-4, (0.8533, 0.2216, 0.1486, 0.1119, 0.0444, 0.0178),
-                4.7, 0.80, 0.9),
+                4.3, 0.80, 0.9),
     FilterModel("V", 102, 4500.0, 5.8e-4, (0.1555, 0.1510, 0.1473, 0.1473, 0.1452, 0.1392),
-                4.4, 0.85, 0.7),
+                4.1, 0.85, 0.7),
     FilterModel("B", 116, 5000.0, 9.2e-4, (0.6190, 0.5272, 0.3805, 0.3010, 0.2289, 0.1337),
-                5.6, 0.85, 0.7),
+                5.1, 0.85, 0.7),
     FilterModel("W", 3, 8300.0, 1.8e-3, (2.1925, 0.9956, 0.7130, 0.5820, 0.4214, 0.2924),
                 1.5, 0.80, 0.6),
     FilterModel("S", 63, 8400.0, 1.0e-4, (0.0950, 0.0126, 0.00111, 0.000206, 0.0000112,
-                                         0.0000069), 2.7, 0.30, 0.5),
+                                         0.0000069), 2.5, 0.30, 0.5),
     FilterModel("M", 175, 8000.0, 1.2e-4, (0.2276, 0.0316, 0.00393, 0.000869, 0.0000436,
-                                          0.0000032), 2.3, 0.45, 0.5),
+                                          0.0000032), 2.1, 0.45, 0.5),
     FilterModel("L", 403, 6650.0, 2.2e-4, (0.5647, 0.0958, 0.0366, 0.0218, 0.00291, 0.00174),
-                2.7, 0.58, 0.6),
+                2.5, 0.58, 0.6),
 )
 MODEL_BY_LETTER: dict[str, FilterModel] = {f.letter: f for f in FILTER_MODELS}
 
@@ -170,7 +170,7 @@ class ArtefactConfig:
     ghost_inner: float = 0.45  # inner / outer radius (secondary-mirror obstruction)
     ghost_offset: tuple[float, float] = (12.0, 0.22)  # offset = a + b r (arcsec, per arcsec)
     ghost_min_distance: float = 60.0  # arcsec from the centre: closer ghosts hide in the PSF
-    loop_min_rate: float = 130.0  # counts/s, loop parent threshold [estimate]
+    loop_min_rate: float = 115.0  # counts/s, loop parent threshold [estimate]
     loop_efficiency: float = 6.0e-3  # loop flux / parent flux [estimate]
     loop_offaxis: tuple[float, float] = (12.0, 15.0)  # arcmin (paper §2)
     loop_size: tuple[float, float] = (16.0, 70.0)  # arcsec, semi-major axis (log-uniform)

@@ -98,16 +98,19 @@ def draw_windows(rng: np.random.Generator, kind: str, exposure: float,
 def coverage_fraction(windows: tuple[Window, ...], binning: int) -> np.ndarray:
     """Fraction of the unbinned pixels of each binned pixel that lie in some window.
 
+    Window edges are even (2x2 on-board binning), so the union is rasterised on the 1024 grid.
     Returns ``float32 [n, n]`` with ``n = 2048 // binning``, FITS orientation.
     """
-    cov = np.zeros((DETECTOR_PIXELS, DETECTOR_PIXELS), dtype=bool)
+    step = 2 if binning % 2 == 0 else 1
+    m = DETECTOR_PIXELS // step
+    cov = np.zeros((m, m), dtype=np.float32)
     for w in windows:
-        cov[w.y0:w.y1, w.x0:w.x1] = True
-    if binning == 1:
-        return cov.astype(np.float32)
-    n = DETECTOR_PIXELS // binning
-    counts = cov.reshape(n, binning, n, binning).sum(axis=(1, 3), dtype=np.int32)
-    return (counts / binning**2).astype(np.float32)
+        cov[w.y0 // step:w.y1 // step, w.x0 // step:w.x1 // step] = 1.0
+    k = binning // step
+    if k == 1:
+        return cov
+    n = m // k
+    return cov.reshape(n, k, n, k).mean(axis=(1, 3))
 
 
 def _edge_fractions(lo: int, hi: int, binning: int) -> np.ndarray:

@@ -109,9 +109,8 @@ def apply_mod8(counts: np.ndarray, xy: np.ndarray, rate: np.ndarray, binning: in
     """Modulate ``counts`` in place with the 8x8 centroiding pattern around bright stars."""
     tile = _mod8_tile(binning, psf)
     n = counts.shape[0]
-    for (x, y), r in zip(xy, rate, strict=True):
-        if r < psf.mod8_min_rate:
-            continue
+    bright = rate >= psf.mod8_min_rate
+    for (x, y), r in zip(xy[bright], rate[bright], strict=True):
         h = (16 + 3 * np.sqrt(r)) / binning
         c0, c1 = int(max(0, x / binning - h)), int(min(n, x / binning + h + 1))
         r0, r1 = int(max(0, y / binning - h)), int(min(n, y / binning + h + 1))

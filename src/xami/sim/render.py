@@ -62,7 +62,8 @@ def candidates(scene: Scene, config: SimConfig) -> list[Candidate]:
     """Every artefact the scene produces, as functions of the binning."""
     a: ArtefactConfig = config.artefacts
     out: list[Candidate] = []
-    on = _on_detector(scene.star_xy)
+    on = _on_detector(scene.star_xy) & (scene.star_rate >= min(a.streak_min_rate,
+                                                               a.ghost_min_rate))
     for (x, y), rate in zip(scene.star_xy[on], scene.star_rate[on], strict=True):
         if rate >= a.streak_min_rate:
             out.append(partial(art.read_out_streak, float(x), float(rate), cfg=a))
