@@ -135,6 +135,15 @@ def _cmd_dataset_show(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the detector, the segmentor or the combined stage")
     tsub = p.add_subparsers(dest="train_command", required=True)
+
+    def common(parser: argparse.ArgumentParser, section: str, out: Path) -> None:
+        parser.add_argument("--data", required=True, type=Path, help="dataset with train and "
+                            "valid splits (COCO folder, zip, `xami simulate` output)")
+        parser.add_argument("--config", type=Path, default=None,
+                            help=f"YAML with a `{section}:` section (default: the paper recipe)")
+        parser.add_argument("--out", type=Path, default=out, help="run folder")
+        parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+
     d = tsub.add_parser("detector", help="train the YOLOv8-seg detector (ultralytics, offline)")
     d.add_argument("--data", required=True, type=Path,
                    help="YOLO-seg data.yaml, its folder, or an `xami simulate` output folder")
@@ -143,6 +152,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", type=Path, default=Path("runs/detector"), help="run folder")
     d.add_argument("--resume", action="store_true", help="continue the run in --out")
     d.set_defaults(func=_cmd_train_detector)
+    s = tsub.add_parser("segmentor", help="fine-tune the segmentor's mask decoder on GT boxes")
+    common(s, "segmentor", Path("runs/segmentor"))
+    s.add_argument("--init", type=Path, default=None,
+                   help="SAM checkpoint to start from (default: random weights)")
+    s.add_argument("--train-encoder", action="store_true",
+                   help="train the whole model, encoders too (needed from random weights)")
+    s.set_defaults(func=_cmd_train_segmentor)
+    c = tsub.add_parser("combined", help="train the decoder on the frozen detector's boxes")
+    common(c, "combined", Path("runs/combined"))
+    c.add_argument("--detector", required=True, type=Path, help="trained detector checkpoint")
+    c.add_argument("--segmentor", required=True, type=Path, help="segmentor checkpoint")
+    c.set_defaults(func=_cmd_train_combined)
 
 
 def _cmd_train_detector(args: argparse.Namespace) -> int:
@@ -151,6 +172,31 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
 
     config = read_config_section(args.config, "detector", DetectorTrainConfig)
     best = train_detector(args.data, args.out, config=config, resume=args.resume)
+    print(f"best checkpoint: {best}")
+    return EXIT_OK
+
+
+def _cmd_train_segmentor(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from xami.config import read_config_section
+    from xami.train.segmentor import SegmentorTrainConfig, train_segmentor
+
+    config = read_config_section(args.config, "segmentor", SegmentorTrainConfig)
+    if args.train_encoder:
+        config = dataclasses.replace(config, train_encoder=True)
+    best = train_segmentor(args.data, args.out, config=config, init=args.init, resume=args.resume)
+    print(f"best checkpoint: {best}")
+    return EXIT_OK
+
+
+def _cmd_train_combined(args: argparse.Namespace) -> int:
+    from xami.config import read_config_section
+    from xami.train.combined import CombinedTrainConfig, train_combined
+
+    config = read_config_section(args.config, "combined", CombinedTrainConfig)
+    best = train_combined(args.data, args.out, detector=args.detector, segmentor=args.segmentor,
+                          config=config, resume=args.resume)
     print(f"best checkpoint: {best}")
     return EXIT_OK
 
