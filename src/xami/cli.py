@@ -7,6 +7,7 @@ Heavy imports happen inside the command functions so that ``xami --help`` stays 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                    help="also write the native 2048x2048 FITS frames with WCS in OUT/fits/")
     p.add_argument("--valid-fraction", type=float, default=0.25,
                    help="fraction of images in the valid split (default 0.25, as released)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores; the output does not depend on it)")
     p.set_defaults(func=_cmd_simulate)
 
 
@@ -34,7 +37,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from xami.sim import simulate_dataset
 
     summary = simulate_dataset(args.out, args.n, seed=args.seed, fits=args.fits,
-                               valid_fraction=args.valid_fraction)
+                               valid_fraction=args.valid_fraction, workers=args.workers)
     print(summary)
     return EXIT_OK
 
