@@ -1,0 +1,68 @@
+"""Mask and box AP of a detector on a COCO split; writes ``benchmarks/results/detector.json``.
+
+Usage::
+
+    xami simulate --out eval200 --n 200 --seed 2 --valid-fraction 1.0
+    python benchmarks/detector_accuracy.py --data eval200 [--detector PATH] [--conf 0.2] [--out J]
+
+The default detector is the bundled one. AP is pycocotools' (COCO definition), per class too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from xami import __version__
+from xami.data import load_dataset
+from xami.data.coco import COCO_FILE_NAME
+from xami.eval import coco_ap
+from xami.io.images import read_frame
+from xami.models.detector import BUNDLED_DETECTOR, DetectorConfig, load_detector
+
+RESULTS = Path(__file__).resolve().parent / "results" / "detector.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder (COCO layout)")
+    parser.add_argument("--split", default="valid")
+    parser.add_argument("--detector", type=Path, default=BUNDLED_DETECTOR)
+    parser.add_argument("--conf", type=float, default=0.2,
+                        help="detector confidence threshold (default 0.2, the inference default)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    dataset = load_dataset(args.data)
+    detector = load_detector(args.detector, config=DetectorConfig(conf=args.conf))
+    results, start = [], time.perf_counter()
+    records = dataset.splits[args.split]
+    for record in tqdm(records, desc="detect", unit="img"):
+        frame = read_frame(dataset.image_path(args.split, record))
+        results += detector.predict(frame).to_coco(record.image_id)
+    seconds = time.perf_counter() - start
+    gt_json = Path(dataset.image_dirs[args.split]) / COCO_FILE_NAME
+    report = {
+        "xami_version": __version__, "machine": platform.processor() or platform.machine(),
+        "detector": str(args.detector), "data": str(args.data), "split": args.split,
+        "images": len(records), "seconds_per_image": seconds / max(len(records), 1),
+        "conf": detector.config.conf,
+        "segm": coco_ap(gt_json, results, iou_type="segm"),
+        "bbox": coco_ap(gt_json, results, iou_type="bbox"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: report[k] for k in ("images", "seconds_per_image")}),
+          "mask AP50 {:.3f} AP75 {:.3f} AP {:.3f}".format(
+              report["segm"]["AP50"], report["segm"]["AP75"], report["segm"]["AP"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
