@@ -55,7 +55,6 @@ def ultralytics_offline(threads: int | None = None) -> ModuleType:
     """
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    os.environ.setdefault("YOLO_VERBOSE", "false")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
     _install_font(Path(os.environ["YOLO_CONFIG_DIR"]))
 

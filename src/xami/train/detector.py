@@ -71,7 +71,7 @@ def _train_args(config: DetectorTrainConfig, data_yaml: Path, out: Path) -> dict
         "hsv_h": config.hsv, "hsv_s": config.hsv, "hsv_v": config.hsv, "fliplr": config.fliplr,
         "flipud": config.flipud, "mask_ratio": config.mask_ratio, "seed": config.seed,
         "device": "cpu", "workers": 0, "project": str(out.parent), "name": out.name,
-        "exist_ok": True, "plots": False, "amp": False, "verbose": False,
+        "exist_ok": True, "plots": False, "amp": False, "verbose": True,
     }
 
 
