@@ -25,11 +25,11 @@ from xami.errors import InputError
 from xami.models.detector import Detector, DetectorConfig, load_detector
 from xami.models.segmentor import Segmentor
 from xami.train.data import Embedder, EmbeddingCache, Sample, make_embedder
-from xami.train.loop import ImageLosses, Run, coerce_nested, fit
+from xami.train.loop import ImageLosses, Run, check_loop_config, coerce_nested, fit
 from xami.train.losses import LossConfig, LossTerms, segmentor_loss
 from xami.train.matching import hungarian_match, mask_iou_matrix
 from xami.train.schedule import ScheduleConfig
-from xami.train.segmentor import check_loop_fields, load_split_samples, run_segmentor
+from xami.train.segmentor import load_split_samples, run_segmentor
 
 
 def _constant_lr() -> ScheduleConfig:
@@ -89,7 +89,7 @@ class CombinedTrainConfig:
 
     def __post_init__(self) -> None:
         coerce_nested(self, schedule=ScheduleConfig, loss=LossConfig)
-        check_loop_fields(self)
+        check_loop_config(self)
         if not 0.0 <= self.conf <= 1.0:
             raise InputError(None, f"conf must be in [0, 1], got {self.conf!r}")
 

@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from xami import __version__
-from xami.errors import CheckpointError
+from xami.errors import CheckpointError, InputError
 from xami.io.atomic import atomic_path, write_text_atomic
 from xami.models.sam import load_sam_state
 from xami.models.segmentor import Segmentor
@@ -64,6 +64,7 @@ class LoopConfig(Protocol):
     patience: int
     seed: int
     train_encoder: bool
+    max_boxes_per_image: int | None
 
 
 @dataclass
@@ -96,12 +97,26 @@ class Run:
 
     kind: str
     segmentor: Segmentor
-    config: Any
+    config: LoopConfig
     losses: ImageLosses
     train: Sequence[Sample]
     valid: Sequence[Sample]
     out: Path
     samples_per_step: int
+
+
+def check_loop_config(config: LoopConfig) -> None:
+    """Validate the fields every stage's config shares, naming the bad value."""
+    for name in ("epochs", "batch_size"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise InputError(None, f"{name} must be a positive integer, got {value!r}")
+    if config.patience < 0 or config.weight_decay < 0:
+        raise InputError(None, f"patience and weight_decay must be >= 0, got "
+                               f"{config.patience!r} and {config.weight_decay!r}")
+    limit = config.max_boxes_per_image
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise InputError(None, f"max_boxes_per_image must be None or >= 1, got {limit!r}")
 
 
 def coerce_nested(config: Any, **classes: type) -> None:

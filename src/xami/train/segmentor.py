@@ -14,7 +14,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ from xami.errors import DatasetError, InputError
 from xami.models.segmentor import Segmentor, SegmentorConfig, build_segmentor, load_segmentor
 from xami.train.augment import AugmentConfig, augment_sample, jitter_boxes
 from xami.train.data import Embedder, EmbeddingCache, Sample, load_samples, make_embedder
-from xami.train.loop import ImageLosses, Run, coerce_nested, fit
+from xami.train.loop import ImageLosses, Run, check_loop_config, coerce_nested, fit
 from xami.train.losses import LossConfig, LossTerms, segmentor_loss
 from xami.train.schedule import ScheduleConfig
 
@@ -92,7 +91,7 @@ class SegmentorTrainConfig:
 
     def __post_init__(self) -> None:
         coerce_nested(self, schedule=ScheduleConfig, loss=LossConfig, augmentation=AugmentConfig)
-        check_loop_fields(self)
+        check_loop_config(self)
         if self.augment and self.batch_size % 2:
             raise InputError(None, "batch_size must be even with augment (originals + copies), "
                                    f"got {self.batch_size!r}")
@@ -103,20 +102,6 @@ class SegmentorTrainConfig:
     def samples_per_step(self) -> int:
         """Original images per optimiser step."""
         return self.batch_size // 2 if self.augment else self.batch_size
-
-
-def check_loop_fields(config: Any) -> None:
-    """Validate the fields every stage's config shares, naming the bad value."""
-    for name in ("epochs", "batch_size"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise InputError(None, f"{name} must be a positive integer, got {value!r}")
-    if config.patience < 0 or config.weight_decay < 0:
-        raise InputError(None, f"patience and weight_decay must be >= 0, got "
-                               f"{config.patience!r} and {config.weight_decay!r}")
-    limit = config.max_boxes_per_image
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise InputError(None, f"max_boxes_per_image must be None or >= 1, got {limit!r}")
 
 
 def choose_prompts(n: int, limit: int | None, rng: np.random.Generator | None) -> np.ndarray:
