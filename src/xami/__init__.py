@@ -19,6 +19,8 @@ _LAZY = {
     "Detector": "xami.models.detector",
     "load_detector": "xami.models.detector",
     "Pipeline": "xami.pipeline",
+    "Segmentor": "xami.models.segmentor",
+    "load_segmentor": "xami.models.segmentor",
 }
 
 __all__ = [
@@ -29,9 +31,11 @@ __all__ = [
     "Instances",
     "NoDetectionsWarning",
     "Pipeline",
+    "Segmentor",
     "XamiError",
     "__version__",
     "load_detector",
+    "load_segmentor",
 ]
 
 
