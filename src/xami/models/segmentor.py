@@ -57,10 +57,13 @@ class SegmentorConfig:
         Predict SAM's three masks per box and keep the one with the highest predicted IoU
         (paper / authors' code: True); False uses SAM's single-mask output.
     chunk_size : int
-        Boxes per mask-decoder call. Measured with ``benchmarks/decoder_chunks.py`` (20 boxes,
-        2 CPU threads, ``benchmarks/results/decoder_chunks.json``): the decoder's cost per box
-        grows with the batch on CPU, and chunks of 2 were the fastest at both sam_size 512 and
-        1024 (chunks of 1-5 within ~10%, one call of 20 ~1.3-1.8x slower).
+        Boxes per mask-decoder call; 3, the fastest over both sizes, measured with
+        ``benchmarks/decoder_chunks.py`` (20 boxes, 2-core CPU, ``benchmarks/results/``):
+        at 1024 the cost per box grows with the batch (1 thread, CPU ms/box: chunks of
+        1/2/3/5/8/20 = 178/185/181/186/203/227; 2 threads, best of 7: 96/99/102/110/122/130),
+        at 512 it shrinks slightly (1 thread: 52/51/49/48/46/48). Chunks of 3 are within
+        2-7% of the fastest at both sizes; chunks of 1 lose 12-20% at 512, one call of 20
+        loses 28-36% at 1024.
     mask_threshold : float
         Logit above which a pixel is in the mask (SAM and the authors: 0.0).
     """
@@ -68,7 +71,7 @@ class SegmentorConfig:
     model_type: str = "vit_t"
     sam_size: int = 1024
     multimask: bool = True
-    chunk_size: int = 2
+    chunk_size: int = 3
     mask_threshold: float = 0.0
 
     def __post_init__(self) -> None:
