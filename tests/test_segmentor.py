@@ -157,7 +157,9 @@ def test_sam_size_512_gives_32x32_embeddings(seg512, embeddings512):
     assert embeddings512.shape == (1, 256, 32, 32)
     with torch.no_grad():
         low_res, iou = seg512.decode_low_res(embeddings512, random_boxes(3, 512, 512), (512, 512))
+        logits, iou_0 = seg512.decode(embeddings512, np.zeros((0, 4)), (512, 512))
     assert low_res.shape == (3, 128, 128) and iou.shape == (3,)
+    assert logits.shape == (0, 512, 512) and iou_0.shape == (0,)
 
 
 def test_embed_and_decode_check_shapes(seg512, embeddings512):
