@@ -24,7 +24,7 @@ def test_paper_yaml_is_the_default_recipe():
 
 def test_cpu_yaml_changes_only_the_length():
     cpu = read_config_section(CONFIGS / "cpu.yaml", "detector", DetectorTrainConfig)
-    assert cpu.hours == 1.5 and cpu.imgsz == 512 and cpu.mosaic == 0.0
+    assert cpu.hours == 1.4 and cpu.mask_ratio == 4 and cpu.imgsz == 512 and cpu.mosaic == 0.0
 
 
 def test_unknown_key_is_named(tmp_path):

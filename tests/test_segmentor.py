@@ -266,3 +266,8 @@ def test_unsupported_backend_and_config_values():
         load_segmentor("unused.pth", backend="onnx")
     with pytest.raises(InputError, match="chunk_size must be a positive integer"):
         SegmentorConfig(chunk_size=0)
+
+
+def test_load_segmentor_without_checkpoint_says_none_is_bundled():
+    with pytest.raises(CheckpointError, match="no segmentor weights are bundled"):
+        load_segmentor(None)

@@ -371,7 +371,7 @@ def build_segmentor(config: SegmentorConfig = SegmentorConfig()) -> Segmentor:
     return Segmentor(build_sam(config.model_type, img_size=config.sam_size), config)
 
 
-def load_segmentor(checkpoint: str | os.PathLike[str], *, sam_size: int = 1024,
+def load_segmentor(checkpoint: str | os.PathLike[str] | None, *, sam_size: int = 1024,
                    backend: str = "torch") -> Segmentor:
     """Load a segmentor from a SAM checkpoint.
 
@@ -409,6 +409,9 @@ def load_segmentor(checkpoint: str | os.PathLike[str], *, sam_size: int = 1024,
     """
     if backend not in BACKENDS:
         raise InputError(None, f"backend must be one of {BACKENDS}, got {backend!r}")
+    if checkpoint is None:
+        raise CheckpointError(None, "no segmentor weights are bundled; pass a checkpoint "
+                                    "(official mobile_sam.pt, an XAMI *_sam.pth or one xami wrote)")
     state_dict, saved = read_checkpoint(checkpoint)
     segmentor = build_segmentor(_saved_config(saved, checkpoint, sam_size))
     load_sam_state(segmentor.model, state_dict, checkpoint)

@@ -40,13 +40,14 @@ def ultralytics_offline(threads: int | None = None) -> ModuleType:
 
     Sets ``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false`` and a private ``YOLO_CONFIG_DIR`` (unless
     already set) before the first import, provides the font ultralytics would download, turns off
-    settings sync and integrations, and makes ultralytics use ``threads`` torch threads.
+    settings sync and integrations, and makes ultralytics keep torch's thread count.
 
     Parameters
     ----------
     threads : int, optional
-        Torch threads for ultralytics' train/predict calls (default: all cores,
-        ``os.cpu_count()``).
+        Torch threads for ultralytics' train/predict calls; None keeps torch's current setting
+        (all cores unless the user or ``OMP_NUM_THREADS`` said otherwise) instead of
+        ultralytics' ``cpu_count - 1``.
 
     Returns
     -------
@@ -71,7 +72,7 @@ def ultralytics_offline(threads: int | None = None) -> ModuleType:
                "raytune": False, "tensorboard": False, "wandb": False, "hub": False}
     if any(SETTINGS.get(k) != v for k, v in updates.items() if k in SETTINGS):
         SETTINGS.update({k: v for k, v in updates.items() if k in SETTINGS})
-    n = threads or os.cpu_count() or 1
-    torch_utils.NUM_THREADS = n
-    torch.set_num_threads(n)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch_utils.NUM_THREADS = torch.get_num_threads()
     return ultralytics
