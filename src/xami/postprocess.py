@@ -97,8 +97,8 @@ def haar_lowpass(image: np.ndarray, *, levels: int = 2) -> np.ndarray:
 
     Examples
     --------
-    >>> haar_lowpass(np.array([[0.0, 4.0, 6.0]]), levels=1)
-    array([[2., 2., 6.]])
+    >>> haar_lowpass(np.array([[0.0, 4.0, 6.0]]), levels=1).tolist()
+    [[2.0, 2.0, 6.0]]
     """
     data = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     b = 2**levels

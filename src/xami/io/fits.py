@@ -132,7 +132,7 @@ def read_om_image(path: str | os.PathLike[str]) -> OMImage:
     Examples
     --------
     >>> om = read_om_image("S0123456789_V.fits[1]")  # doctest: +SKIP
-    >>> om.data.shape
+    >>> om.data.shape  # doctest: +SKIP
     (2048, 2048)
     """
     file, selector = split_selector(path)

@@ -41,7 +41,7 @@ def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
     Examples
     --------
     >>> frame = read_frame("S0743200101_V.jpg")  # doctest: +SKIP
-    >>> frame.shape, frame.dtype
+    >>> frame.shape, frame.dtype  # doctest: +SKIP
     ((512, 512), dtype('uint8'))
     """
     path = Path(path)

@@ -47,8 +47,8 @@ def mask_iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     --------
     >>> a = np.zeros((1, 2, 2), bool); a[0, 0] = True   # top row
     >>> b = np.zeros((1, 2, 2), bool); b[0, :, 0] = True  # left column
-    >>> mask_iou_matrix(a, b)  # 1 shared pixel / 3 in the union
-    array([[0.33333333]])
+    >>> mask_iou_matrix(a, b).round(4).tolist()  # 1 shared pixel / 3 in the union
+    [[0.3333]]
     """
     p, g = _flatten_masks(pred, "pred"), _flatten_masks(gt, "gt")
     if np.shape(pred)[1:] != np.shape(gt)[1:]:
