@@ -63,7 +63,7 @@ def test_trained_checkpoint_loads_as_detector(trained):
     assert inst.masks.shape[1:] == (64, 64)
 
 
-def test_training_makes_no_network_attempt(tmp_path, monkeypatch):
+def test_build_train_predict_make_no_network_attempt(tmp_path, monkeypatch, capfd):
     _tiny_dataset(tmp_path, np.random.default_rng(1))
 
     def refuse(*args, **kwargs):
@@ -71,7 +71,10 @@ def test_training_makes_no_network_attempt(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    assert train_detector(tmp_path / "yolo" / "data.yaml", tmp_path / "run", config=TINY).is_file()
+    best = train_detector(tmp_path / "yolo" / "data.yaml", tmp_path / "run", config=TINY)
+    load_detector(best).predict(np.full((64, 64), 40, np.uint8))
+    printed = "".join(capfd.readouterr()).lower()
+    assert "download" not in printed and "offline" not in printed
 
 
 def test_missing_data_yaml_is_named(tmp_path):
