@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from xami.errors import NoDetectionsWarning
 from xami.instrument import RELEASED_SIZE
 from xami.io.fits import FITS_SUFFIXES, read_om_image
 from xami.io.images import read_frame
-from xami.models.detector import Detector, DetectorConfig, load_detector
+from xami.models.detector import Detector, load_detector
 from xami.postprocess import FaintRuleConfig, apply_faint_rule
 from xami.preprocess import preprocess_image
 from xami.structures import Instances
@@ -65,8 +66,8 @@ class Pipeline:
 
     def __init__(self, detector: Detector | None = None, segmentor: Any | None = None, *,
                  conf: float = 0.2, faint_rule: FaintRuleConfig = FaintRuleConfig()) -> None:
-        self.detector = detector or load_detector(config=DetectorConfig(conf=conf))
-        self.detector.config = DetectorConfig(**{**vars(self.detector.config), "conf": conf})
+        self.detector = detector or load_detector()
+        self.detector.config = replace(self.detector.config, conf=conf)
         self.segmentor = segmentor
         self.faint_rule = faint_rule
 
