@@ -1,4 +1,5 @@
-"""The faint rule: Haar low-pass, background band over covered pixels, mask replacement."""
+"""Post-processing: the faint rule (Haar low-pass, background band, mask replacement) and the
+read-out-streak column fit."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ import pytest
 from xami.classes import BY_NAME
 from xami.postprocess import (
     FaintRuleConfig,
+    StreakFitConfig,
     apply_faint_rule,
+    apply_streak_fit,
     background_band,
     faint_fraction,
+    fit_streak_mask,
     haar_lowpass,
 )
-from xami.structures import Instances
+from xami.sim import simulate_image
+from xami.sim.config import ArtefactConfig
+from xami.structures import Instances, masks_to_boxes
 
-SL, OT, ROS = (BY_NAME[n].coco_id for n in ("star-loop", "other", "read-out-streak"))
+SL, OT, ROS, SR = (BY_NAME[n].coco_id for n in ("star-loop", "other", "read-out-streak",
+                                                  "smoke-ring"))
 
 
 def _small_window_frame() -> np.ndarray:
@@ -150,3 +157,61 @@ def test_faint_fraction_ignores_pixels_without_coverage():
     mask = np.ones((1, 4), bool)
     assert faint_fraction(image, mask, 50.0, 5.0) == 1.0
     assert faint_fraction(image, np.array([[True, True, False, False]]), 50.0, 5.0) == 0.0
+
+
+# --------------------------------------------------------------------------- streak fit
+def test_streak_fit_constants_are_the_simulators() -> None:
+    sim = ArtefactConfig()
+    assert StreakFitConfig().sigma == sim.streak_sigma / 4
+    assert StreakFitConfig().level == sim.mask_level
+
+
+def test_streak_fit_recovers_simulated_streak_masks_from_wide_boxes() -> None:
+    ious = []
+    for seed in range(12):
+        sim = simulate_image(seed)
+        for mask in sim.masks[sim.labels == ROS]:
+            box = masks_to_boxes(mask[None])[0] + [-6, 0, 6, 0]  # a detector's widened box
+            fitted = fit_streak_mask(sim.frame, box)
+            ious.append(0.0 if fitted is None else (fitted & mask).sum() / (fitted | mask).sum())
+    assert len(ious) >= 30
+    assert np.median(ious) >= 0.9
+    assert np.mean(np.array(ious) >= 0.5) >= 0.85
+
+
+def _streak_frame() -> np.ndarray:
+    """64x48 frame: sky 50, a streak in columns 20-22 (peak 21) from row 4, columns 40+ uncovered."""
+    frame = np.full((64, 48), 50, np.uint8)
+    frame[:, 40:] = 0
+    frame[4:, 20:23] = [70, 110, 70]
+    return frame
+
+
+def test_fit_streak_mask_centre_columns_rows_and_coverage() -> None:
+    frame = _streak_frame()
+    mask = fit_streak_mask(frame, np.array([14.0, 0.0, 30.0, 64.0]))
+    assert np.flatnonzero(mask.any(axis=0)).tolist() == [20, 21, 22]
+    assert np.flatnonzero(mask.any(axis=1)).tolist() == list(range(64))  # box rows
+    narrow = fit_streak_mask(frame, np.array([14.0, 10.0, 30.0, 20.0]))
+    assert np.flatnonzero(narrow.any(axis=1)).tolist() == list(range(10, 20))
+    assert fit_streak_mask(np.full((64, 48), 50, np.uint8), np.array([14.0, 0, 30, 64])) is None
+    assert fit_streak_mask(frame, np.array([44.0, 0, 47, 64])) is None  # no coverage there
+
+
+def test_apply_streak_fit_refits_streaks_drops_duplicates_keeps_others() -> None:
+    frame = _streak_frame()
+    wide = np.zeros((64, 48), bool)
+    wide[:, 14:30] = True
+    ring = np.zeros((64, 48), bool)
+    ring[30:40, 30:38] = True
+    found = Instances.from_masks(np.stack([wide, ring, wide]), [ROS, SR, ROS], [0.5, 0.8, 0.9])
+    out = apply_streak_fit(frame, found)
+    assert out.labels.tolist() == [SR, ROS] and out.scores.tolist() == [0.8, 0.9]
+    np.testing.assert_array_equal(out.masks[0], ring)
+    assert np.flatnonzero(out.masks[1].any(axis=0)).tolist() == [20, 21, 22]
+    np.testing.assert_array_equal(out.boxes[1], [20, 0, 23, 64])
+    assert len(apply_streak_fit(frame, Instances.empty(64, 48))) == 0
+    with pytest.raises(ValueError, match="one size"):
+        apply_streak_fit(frame[:32], found)
+    with pytest.raises(ValueError, match="level"):
+        StreakFitConfig(level=1.5)

@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from xami.data import Annotation, Dataset, ImageRecord, write_dataset
+from xami.data import Annotation, Dataset, ImageRecord, read_yolo, write_dataset
 from xami.data.polygons import mask_to_polygons
 from xami.errors import CheckpointError, DatasetError
 from xami.io.images import write_frame
@@ -39,7 +39,7 @@ def _tiny_dataset(root, rng: np.random.Generator) -> Dataset:
     return dataset
 
 
-TINY = DetectorTrainConfig(epochs=1, batch=4, imgsz=64, threads=2)
+TINY = DetectorTrainConfig(epochs=1, batch=4, imgsz=64, threads=2, streak_label_width=8.0)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,21 @@ def test_training_writes_checkpoints_and_config(trained):
     root, best = trained
     assert best.is_file() and (root / "run" / "weights" / "last.pt").is_file()
     assert json.loads((root / "run" / "xami_config.json").read_text())["imgsz"] == 64
+
+
+def test_streak_labels_are_widened_for_training_only(trained):
+    root, _ = trained
+    given, used = read_yolo(root / "yolo"), read_yolo(root / "run" / "data")
+    for split in ("train", "valid"):
+        for before, after in zip(given.splits[split], used.splits[split], strict=True):
+            assert before.file_name == after.file_name
+            streak_before, blob_before = (a.bbox for a in before.annotations)
+            streak_after, blob_after = (a.bbox for a in after.annotations)
+            assert streak_before[2] - streak_before[0] == 4
+            np.testing.assert_allclose(streak_after, streak_before + [-2, 0, 2, 0])
+            np.testing.assert_array_equal(blob_after, blob_before)
+            image = used.image_path(split, after)
+            assert image.stat().st_ino == given.image_path(split, before).stat().st_ino
 
 
 def test_trained_checkpoint_loads_as_detector(trained):

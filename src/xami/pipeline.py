@@ -1,4 +1,4 @@
-"""The XAMI pipeline: detector boxes -> segmentor masks -> the faint rule."""
+"""The XAMI pipeline: detector boxes -> segmentor masks -> the faint rule -> the streak fit."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from xami.instrument import RELEASED_SIZE
 from xami.io.fits import FITS_SUFFIXES, read_om_image
 from xami.io.images import read_frame
 from xami.models.detector import Detector, load_detector
-from xami.postprocess import FaintRuleConfig, apply_faint_rule
+from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
 from xami.preprocess import preprocess_image
 from xami.structures import Instances
 
@@ -45,7 +45,7 @@ def read_input_frame(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 class Pipeline:
-    """Detector, then (optionally) segmentor and the faint rule.
+    """Detector, then (optionally) segmentor and the faint rule, then the streak column fit.
 
     Parameters
     ----------
@@ -57,6 +57,9 @@ class Pipeline:
         Detector confidence threshold (paper: 0.2).
     faint_rule : FaintRuleConfig
         The faint rule applied after the segmentor.
+    streak_fit : StreakFitConfig or None
+        The read-out-streak column fit (`xami.postprocess.apply_streak_fit`); None keeps the
+        model's streak masks.
 
     Examples
     --------
@@ -65,11 +68,13 @@ class Pipeline:
     """
 
     def __init__(self, detector: Detector | None = None, segmentor: Any | None = None, *,
-                 conf: float = 0.2, faint_rule: FaintRuleConfig = FaintRuleConfig()) -> None:
+                 conf: float = 0.2, faint_rule: FaintRuleConfig = FaintRuleConfig(),
+                 streak_fit: StreakFitConfig | None = StreakFitConfig()) -> None:
         self.detector = detector or load_detector()
         self.detector.config = replace(self.detector.config, conf=conf)
         self.segmentor = segmentor
         self.faint_rule = faint_rule
+        self.streak_fit = streak_fit
 
     def predict(self, image_or_path: np.ndarray | str | os.PathLike[str]) -> Instances:
         """Find the artefacts of one image.
@@ -83,7 +88,8 @@ class Pipeline:
         -------
         Instances
             Masks at the frame's size; with a segmentor, scores are the detector's confidences
-            and masks the segmentor's (or the detector's where the faint rule says so).
+            and masks the segmentor's (or the detector's where the faint rule says so);
+            read-out streaks are fitted to the frame's columns.
         """
         frame = (read_input_frame(image_or_path) if isinstance(image_or_path, str | Path)
                  else np.asarray(image_or_path))
@@ -91,9 +97,12 @@ class Pipeline:
         if len(detections) == 0:
             warnings.warn("no artefact detected", NoDetectionsWarning, stacklevel=2)
             return detections
-        if self.segmentor is None:
-            return detections
-        segmented = self.segmentor.predict(frame, detections.boxes, labels=detections.labels)
-        segmented = Instances(segmented.boxes, segmented.masks, detections.labels,
-                              detections.scores)
-        return apply_faint_rule(frame, segmented, detections, config=self.faint_rule)
+        found = detections
+        if self.segmentor is not None:
+            segmented = self.segmentor.predict(frame, detections.boxes, labels=detections.labels)
+            segmented = Instances(segmented.boxes, segmented.masks, detections.labels,
+                                  detections.scores)
+            found = apply_faint_rule(frame, segmented, detections, config=self.faint_rule)
+        if self.streak_fit is not None:
+            found = apply_streak_fit(frame, found, config=self.streak_fit)
+        return found

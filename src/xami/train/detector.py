@@ -8,9 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from xami.classes import BY_NAME
+from xami.data.records import Annotation, Dataset
+from xami.data.yolo import read_yolo, write_yolo
 from xami.errors import CheckpointError, DatasetError
 from xami.io.atomic import write_text_atomic
 from xami.models.ultralytics_setup import ultralytics_offline
+
+_STREAK = BY_NAME["read-out-streak"].coco_id
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,12 @@ class DetectorTrainConfig:
         Random seed.
     threads : int or None
         Torch threads (None: all cores).
+    streak_label_width : float
+        Minimum width in pixels of read-out-streak training labels (0: labels as given, the
+        authors' way). A streak is ~4 px wide and ~500 px tall: so thin that most of YOLOv8's
+        anchor centres (8-32 px apart) miss it and the task-aligned assigner never gives it a
+        positive anchor. Widened labels are learnable; ``xami.postprocess.fit_streak_mask`` puts
+        the predicted mask back on the streak's own columns.
     """
 
     model: str = "yolov8n-seg.yaml"
@@ -60,6 +73,7 @@ class DetectorTrainConfig:
     mask_ratio: int = 1
     seed: int = 0
     threads: int | None = None
+    streak_label_width: float = 0.0
 
 
 def _train_args(config: DetectorTrainConfig, data_yaml: Path, out: Path) -> dict[str, Any]:
@@ -83,6 +97,25 @@ def _data_yaml(data: Path) -> Path:
     raise DatasetError(data, "no YOLO data.yaml (expected DIR/data.yaml or DIR/yolo/data.yaml)")
 
 
+def _widen_streaks(dataset: Dataset, width: float) -> Dataset:
+    """``dataset`` with every read-out-streak polygon at least ``width`` pixels wide."""
+    def widen(ann: Annotation, image_width: int) -> Annotation:
+        if ann.category_id != _STREAK:
+            return ann
+        polygons = []
+        for poly in ann.polygons:
+            centre = 0.5 * (poly[:, 0].min() + poly[:, 0].max())
+            offset = poly[:, 0] - centre
+            x = centre + np.where(offset < 0, -1.0, 1.0) * np.maximum(np.abs(offset), width / 2)
+            polygons.append(np.column_stack([np.clip(x, 0.0, image_width), poly[:, 1]]))
+        return dataclasses.replace(ann, polygons=tuple(polygons))
+
+    splits = {split: tuple(dataclasses.replace(rec, annotations=tuple(
+        widen(a, rec.width) for a in rec.annotations)) for rec in records)
+        for split, records in dataset.splits.items()}
+    return dataclasses.replace(dataset, splits=splits)
+
+
 def train_detector(data: str | Path, out: str | Path, *,
                    config: DetectorTrainConfig = DetectorTrainConfig(),
                    resume: bool = False) -> Path:
@@ -91,7 +124,9 @@ def train_detector(data: str | Path, out: str | Path, *,
     Parameters
     ----------
     data : str or pathlib.Path
-        A YOLO-seg ``data.yaml``, its folder, or a ``xami simulate`` output folder.
+        A YOLO-seg ``data.yaml``, its folder, or a ``xami simulate`` output folder. With
+        ``config.streak_label_width`` the labels are rewritten into ``OUT/data`` (images
+        hard-linked) and training reads them from there.
     out : str or pathlib.Path
         Run folder; ultralytics writes ``weights/{best,last}.pt`` and ``results.csv`` there and the
         xami config goes to ``xami_config.json``.
@@ -115,6 +150,11 @@ def train_detector(data: str | Path, out: str | Path, *,
     out = Path(out).resolve()
     data_yaml = _data_yaml(Path(data)).resolve()
     ul = ultralytics_offline(config.threads)
+    if config.streak_label_width > 0:
+        data_yaml = out / "data" / "data.yaml"
+        if not resume:
+            dataset = read_yolo(_data_yaml(Path(data)).parent)
+            write_yolo(_widen_streaks(dataset, config.streak_label_width), out / "data")
     if resume:
         last = out / "weights" / "last.pt"
         if not last.is_file():
