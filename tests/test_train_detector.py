@@ -65,7 +65,7 @@ def test_streak_labels_are_widened_for_training_only(trained):
             streak_before, blob_before = (a.bbox for a in before.annotations)
             streak_after, blob_after = (a.bbox for a in after.annotations)
             assert streak_before[2] - streak_before[0] == 4
-            np.testing.assert_allclose(streak_after, streak_before + [-2, 0, 2, 0])
+            np.testing.assert_allclose(streak_after, np.add(streak_before, [-2, 0, 2, 0]))
             np.testing.assert_array_equal(blob_after, blob_before)
             image = used.image_path(split, after)
             assert image.stat().st_ino == given.image_path(split, before).stat().st_ino

@@ -323,7 +323,8 @@ def fit_streak_mask(image: np.ndarray, box: np.ndarray, *,
     x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
     r0, r1 = max(0, int(np.floor(y0))), min(h, int(np.ceil(y1)))
     centre = 0.5 * (x0 + x1)
-    c0, c1 = max(0, int(np.floor(centre - config.search))), min(w, int(np.ceil(centre + config.search)))
+    c0 = max(0, int(np.floor(centre - config.search)))
+    c1 = min(w, int(np.ceil(centre + config.search)))
     covered = coverage_mask(data[r0:r1, c0:c1])
     has_data = covered.any(axis=0)
     if r1 <= r0 or has_data.sum() < 3:
