@@ -180,7 +180,7 @@ def test_streak_fit_recovers_simulated_streak_masks_from_wide_boxes() -> None:
 
 
 def _streak_frame() -> np.ndarray:
-    """64x48 frame: sky 50, a streak in columns 20-22 (peak 21) from row 4, no coverage from col 40."""
+    """64x48 frame: sky 50, a streak in columns 20-22 (peak 21), no coverage from column 40."""
     frame = np.full((64, 48), 50, np.uint8)
     frame[:, 40:] = 0
     frame[4:, 20:23] = [70, 110, 70]
