@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from xami.classes import BY_NAME, CLASSES
@@ -72,4 +73,90 @@ def plot_box_centres(centres: Mapping[str, np.ndarray], path: str | os.PathLike[
         ax.set_xlabel("x / width")
         if i == 0:
             ax.set_ylabel("y / height")
+    save_figure(fig, path)
+
+
+def plot_iou_cdf(per_image: Sequence[float], path: str | os.PathLike[str], *,
+                 matched: Mapping[str, Sequence[float]] | None = None) -> None:
+    """Cumulative distribution of per-image IoUs (and of matched-instance IoUs per class).
+
+    Parameters
+    ----------
+    per_image : Sequence[float]
+        IoU of each evaluated image (`xami.eval.evaluate`'s ``per_image_iou``), in 0..1.
+    path : str or os.PathLike
+        Output PNG.
+    matched : Mapping[str, Sequence[float]], optional
+        ``class name -> IoUs`` of the matched prediction / ground-truth pairs, drawn as thin
+        lines.
+
+    Examples
+    --------
+    >>> plot_iou_cdf([0.4, 0.7, 0.9], "iou_cdf.png")  # doctest: +SKIP
+    """
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    mean = f", mean {np.mean(per_image):.3f}" if len(per_image) else ""
+    _step_cdf(ax, per_image, f"per image (n={len(per_image)}{mean})", colour="black", width=2.0)
+    for name, values in (matched or {}).items():
+        short = BY_NAME[name].short if name in BY_NAME else name
+        _step_cdf(ax, values, f"{short} matched instances (n={len(values)})", colour=None,
+                  width=1.0)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("IoU")
+    ax.set_ylabel("fraction with IoU <= x")
+    ax.set_title("IoU cumulative distribution")
+    ax.legend(loc="lower right", fontsize=8)
+    save_figure(fig, path)
+
+
+def _step_cdf(ax: Axes, values: Sequence[float], label: str, *, colour: str | None,
+              width: float) -> None:
+    """Draw the empirical CDF of ``values`` as a step line from (0, 0)."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    y = np.arange(1, x.size + 1) / max(x.size, 1)
+    ax.step(np.concatenate([[0.0], x, [1.0]]), np.concatenate([[0.0], y, [y[-1] if y.size else 0]]),
+            where="post", label=label, color=colour, linewidth=width)
+
+
+def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
+                      path: str | os.PathLike[str], *,
+                      keys: Sequence[str] = ("AP50", "AP75", "AP"),
+                      title: str = "Mask AP per class") -> None:
+    """Grouped bars of AP figures per class, in percent (``n/a`` where undefined).
+
+    Parameters
+    ----------
+    per_class : Mapping[str, Mapping[str, float]]
+        ``class name -> {key: value in 0..1}`` (`xami.eval.coco_ap`'s ``per_class``), drawn in
+        this order; NaN or None is undefined.
+    path : str or os.PathLike
+        Output PNG.
+    keys : Sequence[str], optional
+        Figures to draw for each class, one bar each.
+    title : str, optional
+        Figure title.
+
+    Examples
+    --------
+    >>> plot_per_class_ap({"star-loop": {"AP50": 0.85, "AP75": 0.67, "AP": 0.51}}, "ap.png")
+    ... # doctest: +SKIP
+    """
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
+    x = np.arange(len(per_class))
+    width = 0.8 / len(keys)
+    for i, key in enumerate(keys):
+        values = np.array([np.nan if v[key] is None else v[key] for v in per_class.values()],
+                          dtype=np.float64)
+        bars = ax.bar(x + (i - (len(keys) - 1) / 2) * width, 100 * np.nan_to_num(values),
+                      width, label=key)
+        ax.bar_label(bars, labels=["n/a" if np.isnan(v) else f"{100 * v:.1f}" for v in values],
+                     fontsize=7)
+    ax.set_xticks(x, [BY_NAME[n].short if n in BY_NAME else n for n in per_class])
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("AP (%)")
+    ax.set_title(title)
+    ax.legend()
     save_figure(fig, path)
