@@ -204,6 +204,113 @@ def _cmd_train_combined(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- predict
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="find artefacts; write FITS masks, DS9 regions, COCO, PNG")
+    p.add_argument("inputs", nargs="+", help="FITS (file.fits[HDU]) or PNG/JPEG files, folders, "
+                   "glob patterns, or .txt/.lst list files (one path per line)")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--detector", type=Path, default=None,
+                   help="detector checkpoint or yaml (default: the bundled weights)")
+    p.add_argument("--segmentor", type=Path, default=None,
+                   help="SAM checkpoint; without it the detector's masks are used")
+    p.add_argument("--sam-size", type=int, default=1024, choices=(1024, 512),
+                   help="segmentor input size (default 1024, the paper's)")
+    p.add_argument("--backend", default="torch", choices=("torch",), help="segmentor backend")
+    p.add_argument("--conf", type=float, default=0.2, help="detector confidence (default 0.2)")
+    p.add_argument("--formats", default=",".join(("fits", "regions", "coco", "png")),
+                   help="comma-separated outputs among fits,regions,coco,png (default: all)")
+    p.add_argument("--mask-grid", default="frame", choices=("frame", "native"),
+                   help="FITS masks on the 512 frame (default) or the input FITS image's grid")
+    p.add_argument("--gt", type=Path, default=None,
+                   help="ground-truth COCO file: image ids by file name, and evaluate the run")
+    p.add_argument("--overwrite", action="store_true", help="redo images already finished")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="retry images that failed in an earlier run into --out")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from xami.models.detector import load_detector
+    from xami.models.segmentor import load_segmentor
+    from xami.pipeline import Pipeline
+    from xami.predict import PredictConfig, run_predict
+
+    config = PredictConfig(formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+                           mask_grid=args.mask_grid, overwrite=args.overwrite,
+                           retry_failed=args.retry_failed)
+    segmentor = (None if args.segmentor is None else
+                 load_segmentor(args.segmentor, sam_size=args.sam_size, backend=args.backend))
+    pipeline = Pipeline(load_detector(args.detector), segmentor, conf=args.conf)
+    summary = run_predict(args.inputs, args.out, pipeline=pipeline, config=config, gt=args.gt)
+    for record in summary.failures:
+        print(f"failed: {record['reason']}", file=sys.stderr)
+    print(f"xami predict: {summary.line()}; outputs in {args.out}")
+    if summary.metrics is not None:
+        segm = summary.metrics["segm"]
+        print(f"mask AP50 {segm['AP50']:.3f}, AP75 {segm['AP75']:.3f}, AP {segm['AP']:.3f}; "
+              f"metrics in {args.out / 'metrics.json'}")
+    return EXIT_FAILED if summary.failures else EXIT_OK
+
+
+# --------------------------------------------------------------------------- flag-sources
+def _add_flag_sources(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flag-sources", help="flag catalogue sources lying on artefacts")
+    p.add_argument("catalogue", type=Path, help="FITS table (e.g. omdetect SRCLIST) or CSV with "
+                   "XPOS/YPOS (input-image FITS pixels) or RA/DEC (deg)")
+    p.add_argument("--masks", required=True, type=Path, help="NAME.xami.fits from xami predict")
+    p.add_argument("--out", required=True, type=Path, help="output table (.csv: CSV, else FITS)")
+    p.add_argument("--radius", type=float, default=12.0,
+                   help="aperture radius, input-image pixels (default 12, omdetect's)")
+    p.set_defaults(func=_cmd_flag_sources)
+
+
+def _cmd_flag_sources(args: argparse.Namespace) -> int:
+    from xami.flags import flag_sources
+
+    table = flag_sources(args.catalogue, args.masks, args.out, radius=args.radius)
+    flagged = int((table["XAMI_FLAG"] != 0).sum())
+    print(f"xami flag-sources: {flagged} of {len(table)} sources on artefacts; wrote {args.out}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- evaluate, report
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="COCO AP, precision/recall and IoU of predictions")
+    p.add_argument("--gt", required=True, type=Path, help="ground-truth COCO file")
+    p.add_argument("--pred", required=True, type=Path, help="COCO results file (predictions)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="folder for metrics.json, table3.md and plots")
+    p.add_argument("--conf", type=float, default=0.2,
+                   help="score threshold for precision/recall and IoU (default 0.2)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from xami.eval.metrics import evaluate
+
+    metrics = evaluate(args.gt, args.pred, args.out, conf=args.conf)
+    segm = metrics["segm"]
+    print(f"xami evaluate: mask AP50 {segm['AP50']:.3f}, AP75 {segm['AP75']:.3f}, "
+          f"AP {segm['AP']:.3f}; wrote {args.out / 'metrics.json'}")
+    return EXIT_OK
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="one offline HTML page of a prediction run")
+    p.add_argument("run_dir", type=Path, help="folder of an `xami predict` run")
+    p.add_argument("--max-images", type=int, default=200,
+                   help="overlays shown in the gallery (default 200)")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from xami.report.html import write_report
+
+    print(f"xami report: wrote {write_report(args.run_dir, max_images=args.max_images)}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- demo
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the end-to-end demonstration on simulated fields")
@@ -226,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xami", description="Find and mask instrumental artefacts in XMM-OM images.")
     parser.add_argument("--version", action="version", version=f"xami {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_simulate, _add_preprocess, _add_dataset, _add_train, _add_demo):
+    for add in (_add_simulate, _add_preprocess, _add_dataset, _add_train, _add_predict,
+                _add_flag_sources, _add_evaluate, _add_report, _add_demo):
         add(sub)
     return parser
 
