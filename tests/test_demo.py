@@ -1,4 +1,4 @@
-"""The README's main job runs end to end on two simulated fields."""
+"""The README's main job runs end to end: simulate, predict with --gt, report."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import json
 from xami.cli import main
 
 
-def test_demo_writes_every_output(tmp_path, capsys):
+def test_demo_predicts_evaluates_and_reports(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--n", "2", "--seed", "3"]) == 0
     fits = sorted((tmp_path / "sim" / "fits").glob("*.fits"))
-    frames = sorted((tmp_path / "preprocessed").glob("*.png"))
-    assert len(fits) == 2 and [p.stem for p in frames] == [p.stem for p in fits]
-    sidecar = json.loads(frames[0].with_suffix(".json").read_text())
-    assert sidecar["rebin_factor"] == 4 and sidecar["wcs"] is not None
-    assert (tmp_path / "stats" / "stats.json").is_file()
-    assert len(list((tmp_path / "overlays").glob("*.png"))) == 2
+    assert len(fits) == 2
+    run = tmp_path / "run"
+    for path in fits:
+        name = path.name.removesuffix(".fits")
+        for suffix in (".xami.fits", ".reg", ".png"):
+            assert (run / f"{name}{suffix}").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["images"] == 2
+    assert (run / "report.html").stat().st_size > 10_000
     printed = capsys.readouterr().out
-    assert "| Class | train | valid |" in printed and "bundled detector" in printed
-    assert len(list((tmp_path / "detections").glob("*.png"))) == 2
+    assert "2 images (2 done, 0 failed)" in printed and "mask AP50" in printed
+    assert f"report: {(run / 'report.html').resolve()}" in printed

@@ -421,7 +421,8 @@ def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
         write_text_atomic(out / "predictions.coco.json", json.dumps(coco) + "\n")
         if gt is not None:
             from xami.eval.metrics import evaluate
-            metrics = evaluate(gt, coco, out, conf=pipeline.detector.config.conf)
+            metrics = evaluate(gt, out / "predictions.coco.json", out,
+                               conf=pipeline.detector.config.conf)
     seconds = time.perf_counter() - start
     summary = RunSummary(records, seconds, out / "run.json", metrics)
     write_text_atomic(out / "run.json", json.dumps(_run_json(summary, prov), indent=1) + "\n")
