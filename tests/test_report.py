@@ -6,7 +6,6 @@ import base64
 import json
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -238,22 +237,13 @@ def test_missing_or_malformed_inputs_are_named(tmp_path: Path, run_dir: Path) ->
     assert not (run_dir / "report.html").exists()
 
 
-def _chromium(*args: str, tmp_path: Path) -> str:
-    """Run headless Chromium with a throw-away profile; its stdout."""
-    assert CHROMIUM is not None
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
-def test_chromium_renders_the_tables_and_decodes_every_image(tmp_path: Path,
-                                                             run_dir: Path) -> None:
+def test_chromium_renders_the_tables_and_decodes_every_image(tmp_path: Path, run_dir: Path,
+                                                             chromium) -> None:
     uri = write_report(run_dir).resolve().as_uri()
-    dom = _chromium("--dump-dom", uri, tmp_path=tmp_path)
+    dom = chromium("--dump-dom", uri)
     assert 'data-images-total="3"' in dom and 'data-images-decoded="3"' in dom
     assert len(_table_with(dom, "class", "mask (segm)", "box (bbox)")) == 2 + 6
     assert "Mean mask IoU" in dom and dom.count('<figure class="card">') == 4
     shot = tmp_path / "report.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1280,2000", uri, tmp_path=tmp_path)
+    chromium(f"--screenshot={shot}", "--window-size=1280,2000", uri)
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
