@@ -7,7 +7,9 @@ Heavy imports happen inside the command functions so that ``xami --help`` stays 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -227,22 +229,44 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="redo images already finished")
     p.add_argument("--retry-failed", action="store_true",
                    help="retry images that failed in an earlier run into --out")
+    d = p.add_argument_group("Dask (the workers write into --out: a filesystem they share)")
+    d.add_argument("--dask", nargs="?", const=LOCAL_CLUSTER, type=_dask_address,
+                   metavar="ADDRESS", help="run on a Dask cluster: a local one (no ADDRESS) or "
+                   "the scheduler at ADDRESS (tcp://host:8786); put it after the inputs")
+    d.add_argument("--workers", type=int, default=None,
+                   help="local cluster: worker processes, one thread each (default: all cores)")
     p.set_defaults(func=_cmd_predict)
 
 
+LOCAL_CLUSTER = "local"
+
+
+def _dask_address(text: str) -> str:
+    """``--dask`` value: ``local`` or a scheduler address (not an input swallowed by mistake)."""
+    if text == LOCAL_CLUSTER or re.fullmatch(r"(\w+://)?[\w.\-\[\]:]+:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"not a scheduler address (tcp://HOST:PORT): {text!r}; "
+                                     f"put --dask after the inputs or write --dask=ADDRESS")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from xami.models.detector import load_detector
-    from xami.models.segmentor import load_segmentor
-    from xami.pipeline import Pipeline
-    from xami.predict import PredictConfig, run_predict
+    from xami.pipeline import PipelineSpec
+    from xami.predict import PredictConfig, dask_client, run_predict
 
     config = PredictConfig(formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
                            mask_grid=args.mask_grid, overwrite=args.overwrite,
                            retry_failed=args.retry_failed)
-    segmentor = (None if args.segmentor is None else
-                 load_segmentor(args.segmentor, sam_size=args.sam_size, backend=args.backend))
-    pipeline = Pipeline(load_detector(args.detector), segmentor, conf=args.conf)
-    summary = run_predict(args.inputs, args.out, pipeline=pipeline, config=config, gt=args.gt)
+    spec = PipelineSpec(args.detector, args.segmentor, sam_size=args.sam_size,
+                        backend=args.backend, conf=args.conf)
+    if args.workers is not None and args.dask != LOCAL_CLUSTER:
+        print("xami predict: error: --workers sizes a local cluster: use it with --dask and no "
+              "ADDRESS", file=sys.stderr)
+        return EXIT_USAGE
+    cluster = (contextlib.nullcontext() if args.dask is None else dask_client(
+        None if args.dask == LOCAL_CLUSTER else args.dask, workers=args.workers))
+    with cluster as client:
+        summary = run_predict(args.inputs, args.out, pipeline=spec, config=config, gt=args.gt,
+                              client=client)
     for record in summary.failures:
         print(f"failed: {record['reason']}", file=sys.stderr)
     print(f"xami predict: {summary.line()}; outputs in {args.out}")

@@ -1,4 +1,4 @@
-"""The README's main job: simulate a validation set, ``xami predict`` on it with ``--gt``, report."""
+"""The README's main job: simulate a validation set, `xami predict` on it with `--gt`, report."""
 
 from __future__ import annotations
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xami.errors import NoDetectionsWarning
+from xami.errors import InputError, NoDetectionsWarning
 from xami.instrument import RELEASED_SIZE
 from xami.io.fits import FITS_SUFFIXES, read_om_image
 from xami.io.images import read_frame
 from xami.models.detector import Detector, load_detector
+from xami.models.segmentor import load_segmentor
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
 from xami.preprocess import preprocess_image
 from xami.structures import Instances
@@ -106,3 +109,116 @@ class Pipeline:
         if self.streak_fit is not None:
             found = apply_streak_fit(frame, found, config=self.streak_fit)
         return found
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """The settings a `Pipeline` is built from: small, hashable and picklable (what Dask sends).
+
+    Model paths are stored absolute, so that workers started in another folder find them; they
+    must lie on a filesystem the workers see.
+
+    Attributes
+    ----------
+    detector : str or os.PathLike, optional
+        Detector checkpoint or model yaml (`xami.models.detector.load_detector`); None: the
+        bundled weights of the installation that builds the pipeline.
+    segmentor : str or os.PathLike, optional
+        SAM checkpoint (`xami.models.segmentor.load_segmentor`); None: the detector alone.
+    sam_size : int
+        Segmentor input side in pixels (paper: 1024).
+    backend : str
+        Segmentor backend.
+    conf : float
+        Detector confidence threshold (paper: 0.2).
+    faint_rule : FaintRuleConfig
+        The faint rule applied after the segmentor.
+    streak_fit : StreakFitConfig or None
+        The read-out-streak column fit; None keeps the model's streak masks.
+
+    Raises
+    ------
+    xami.errors.InputError
+        ``conf`` is not in [0, 1].
+
+    Examples
+    --------
+    >>> spec = PipelineSpec(conf=0.3)
+    >>> spec.detector is None, spec.conf
+    (True, 0.3)
+    >>> pipe = spec.build()  # doctest: +SKIP
+    """
+
+    detector: str | os.PathLike[str] | None = None
+    segmentor: str | os.PathLike[str] | None = None
+    sam_size: int = 1024
+    backend: str = "torch"
+    conf: float = 0.2
+    faint_rule: FaintRuleConfig = FaintRuleConfig()
+    streak_fit: StreakFitConfig | None = StreakFitConfig()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.conf <= 1.0:
+            raise InputError(None, f"conf must be in [0, 1], got {self.conf!r}")
+        for name in ("detector", "segmentor"):
+            path = getattr(self, name)
+            if path is not None:  # a frozen dataclass normalises its fields this way
+                object.__setattr__(self, name, os.path.abspath(path))
+
+    def build(self) -> Pipeline:
+        """Load the models and build the pipeline.
+
+        Returns
+        -------
+        Pipeline
+
+        Raises
+        ------
+        xami.errors.CheckpointError
+            A model file is missing or cannot be loaded.
+        """
+        segmentor = (None if self.segmentor is None else
+                     load_segmentor(self.segmentor, sam_size=self.sam_size, backend=self.backend))
+        return Pipeline(load_detector(self.detector), segmentor, conf=self.conf,
+                        faint_rule=self.faint_rule, streak_fit=self.streak_fit)
+
+
+def cached_pipeline(spec: PipelineSpec) -> Pipeline:
+    """The pipeline of ``spec``, built on its first use in the calling thread and then reused.
+
+    A Dask worker thus loads the models once, not once per image. The cache is per thread
+    because ultralytics models are not safe to share between threads.
+
+    Parameters
+    ----------
+    spec : PipelineSpec
+        The settings.
+
+    Returns
+    -------
+    Pipeline
+
+    Raises
+    ------
+    xami.errors.CheckpointError
+        A model file is missing or cannot be loaded.
+    """
+    return _built_pipeline(spec, threading.get_ident())
+
+
+@functools.lru_cache(maxsize=8)  # one per settings and thread: a few, each tens of MB
+def _built_pipeline(spec: PipelineSpec, thread: int) -> Pipeline:
+    """The pipeline of ``spec`` for one thread (the thread id is only the cache key)."""
+    return spec.build()
+
+
+def pipeline_loads() -> int:
+    """How many times this process has built a pipeline through `cached_pipeline`.
+
+    On a Dask cluster, ``client.run(pipeline_loads)`` gives the count of each worker.
+
+    Returns
+    -------
+    int
+    """
+    return _built_pipeline.cache_info().misses

@@ -3,16 +3,23 @@
 Per input image ``NAME`` the run folder gets ``NAME.xami.fits`` (bitmask, instance ids and
 instance table, `xami.products`), ``NAME.reg`` (DS9 outlines), ``NAME.png`` (overlay) and
 ``records/NAME.json`` (the image's entry of ``run.json``, with its COCO results); the run ends by
-writing ``predictions.coco.json`` and ``run.json`` for all inputs. Every file is written
-atomically and the record last, so an image is finished exactly when its record says ``done`` and
-its outputs exist: a rerun skips it, and an interrupted run resumes where it stopped. An image that
-cannot be read gets a ``failed`` record with a one-line reason and the run goes on.
+writing ``predictions.coco.json``, ``manifest.parquet`` (one row per input) and ``run.json`` for
+all inputs. Every file is written atomically and the record last, so an image is finished exactly
+when its record says ``done`` and its outputs exist: a rerun skips it, and an interrupted run
+resumes where it stopped. An image that cannot be read gets a ``failed`` record with a one-line
+reason and the run goes on. Images are predicted here or, with a Dask client, by the cluster's
+workers, which write into the run folder themselves (`process_image` in both cases).
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import functools
 import glob
 import hashlib
+import io
+import itertools
 import json
 import os
 import shlex
@@ -20,34 +27,44 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from xami import __version__
-from xami.classes import BY_COCO_ID, CLASSES
+from xami.classes import BY_COCO_ID, CLASSES, ArtefactClass
 from xami.data.coco import read_coco
 from xami.data.yolo import IMAGE_SUFFIXES
 from xami.errors import InputError, NoDetectionsWarning, XamiError
 from xami.instrument import RELEASED_SIZE
-from xami.io.atomic import write_text_atomic
+from xami.io.atomic import atomic_path, write_text_atomic
 from xami.io.fits import FITS_SUFFIXES, fits_stem, read_om_image, split_selector
 from xami.io.images import read_frame
-from xami.pipeline import Pipeline
+from xami.models.detector import BUNDLED_DETECTOR
+from xami.pipeline import Pipeline, PipelineSpec, cached_pipeline
 from xami.preprocess import KEPT_CARDS, flip_wcs_rows, preprocess_image, read_sidecar, rebin_wcs
 from xami.products import MaskGrid, write_mask_fits, write_regions
 from xami.report.overlay import render_overlay, write_png
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 FORMATS: tuple[str, ...] = ("fits", "regions", "coco", "png")
 """Output formats of `run_predict` (``coco`` is the run's ``predictions.coco.json``)."""
 
 MASK_GRIDS: tuple[str, ...] = ("frame", "native")
 """``frame``: masks on the 512 frame the models saw; ``native``: on the input FITS image's grid."""
+
+LOCAL_WORKER = "local"
+"""The ``worker`` of images predicted without Dask."""
+
+IN_FLIGHT_PER_THREAD = 4
+"""Dask: images submitted and not yet finished per worker thread (enough to keep it busy)."""
 
 _SUFFIX = {"fits": ".xami.fits", "regions": ".reg", "png": ".png"}
 
@@ -97,12 +114,15 @@ class RunSummary:
         The ``run.json`` written.
     metrics : dict or None
         Evaluation metrics when a ground truth was given.
+    manifest : pathlib.Path or None
+        The manifest written (`write_manifest`).
     """
 
     records: list[dict[str, Any]]
     seconds: float
     run_json: Path
     metrics: dict[str, Any] | None = None
+    manifest: Path | None = None
     failures: list[dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -264,19 +284,23 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def provenance(pipeline: Pipeline) -> dict[str, Any]:
-    """``run.json`` description of the models and thresholds of a pipeline."""
+def provenance(pipeline: Pipeline | PipelineSpec) -> dict[str, Any]:
+    """``run.json`` description of the models and thresholds of a pipeline or its settings."""
     def model(source: str | None) -> dict[str, str] | None:
         if not source:
             return None
         path = Path(source)
         return {"path": str(path), "sha256": file_sha256(path) if path.is_file() else ""}
 
+    if isinstance(pipeline, PipelineSpec):
+        sources = (str(pipeline.detector or BUNDLED_DETECTOR), pipeline.segmentor)
+        conf = pipeline.conf
+    else:
+        sources = (pipeline.detector.source, getattr(pipeline.segmentor, "source", None))
+        conf = pipeline.detector.config.conf
     return {
-        "models": {"detector": model(pipeline.detector.source),
-                   "segmentor": model(getattr(pipeline.segmentor, "source", None))},
-        "settings": {"conf": pipeline.detector.config.conf,
-                     "faint_threshold": pipeline.faint_rule.threshold,
+        "models": {"detector": model(sources[0]), "segmentor": model(sources[1])},
+        "settings": {"conf": conf, "faint_threshold": pipeline.faint_rule.threshold,
                      "streak_fit": pipeline.streak_fit is not None},
     }
 
@@ -357,19 +381,74 @@ def predict_image(spec: str, name: str, pipeline: Pipeline, out_dir: Path,
             "instances": instances, "coco": coco}
 
 
+def process_image(spec: str, name: str, pipeline: Pipeline | PipelineSpec, out_dir: Path,
+                  config: PredictConfig, cards: dict[str, Any], *,
+                  worker: str = LOCAL_WORKER) -> dict[str, Any]:
+    """Predict one input unless an earlier record stands for it; write its record last.
+
+    What every run does per image, locally or as a Dask task. It is idempotent: a task redone
+    after its worker died returns the record the first attempt completed.
+
+    Parameters
+    ----------
+    spec, name : str
+        Input file and its output ``NAME`` (`input_name`).
+    pipeline : Pipeline or PipelineSpec
+        The models, or their settings (built once per process and thread, `cached_pipeline`,
+        and only when the image needs predicting).
+    out_dir : pathlib.Path
+        Run folder (its ``records`` folder exists).
+    config : PredictConfig
+        What to write.
+    cards : dict
+        Provenance cards of the FITS product.
+    worker : str
+        Who predicts it, kept in the record (a Dask worker's address).
+
+    Returns
+    -------
+    dict
+        The record, as written to ``records/NAME.json``.
+
+    Raises
+    ------
+    xami.errors.CheckpointError
+        The models cannot be built (the image itself is not marked failed).
+    """
+    record = _read_record(out_dir / "records" / f"{name}.json")
+    if _finished(record, spec, out_dir, config):
+        return record
+    model = pipeline if isinstance(pipeline, Pipeline) else cached_pipeline(pipeline)
+    try:
+        record = predict_image(spec, name, model, out_dir, config, cards)
+    except (XamiError, OSError, ValueError) as err:
+        record = _failed(spec, name, _reason(spec, err))
+    record["worker"] = worker
+    _write_record(out_dir, record)
+    return record
+
+
+def _write_record(out_dir: Path, record: dict[str, Any]) -> None:
+    """Write ``records/NAME.json``: the last file of an image, which marks it finished."""
+    write_text_atomic(out_dir / "records" / f"{record['name']}.json", json.dumps(record) + "\n")
+
+
 def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
-                pipeline: Pipeline, config: PredictConfig = PredictConfig(),
-                gt: str | os.PathLike[str] | None = None, progress: bool = True) -> RunSummary:
-    """Predict every input and write the products, resumably.
+                pipeline: Pipeline | PipelineSpec, config: PredictConfig = PredictConfig(),
+                gt: str | os.PathLike[str] | None = None, progress: bool = True,
+                client: Client | None = None, in_flight: int | None = None) -> RunSummary:
+    """Predict every input and write the products, resumably, here or on a Dask cluster.
 
     Parameters
     ----------
     inputs : iterable of str or os.PathLike
-        Files, folders, glob patterns and list files (`expand_inputs`).
+        Files, folders, glob patterns and list files (`expand_inputs`); made absolute.
     out_dir : str or os.PathLike
-        Run folder (created).
-    pipeline : Pipeline
-        The models.
+        Run folder (created). With ``client`` the workers write into it: it must lie on a
+        filesystem that they and this process share, at the same path.
+    pipeline : Pipeline or PipelineSpec
+        The models, or their settings (a Dask run needs the settings: each worker builds the
+        models once and reuses them).
     config : PredictConfig
         Formats, mask grid, overwrite and retry behaviour.
     gt : str or os.PathLike, optional
@@ -377,44 +456,79 @@ def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
         extension) and the run is evaluated against it (``metrics.json``, ``table3.md``, plots).
     progress : bool
         Show a progress bar.
+    client : distributed.Client, optional
+        Run on this Dask cluster (`dask_client`); None runs here, one image after the other.
+    in_flight : int, optional
+        Dask: the most images submitted and not yet finished (default: 4 per worker thread,
+        following the cluster as workers join; set it for an adaptive cluster, which only grows
+        with the work it sees).
 
     Returns
     -------
     RunSummary
-        Records, failures and (with ``gt``) metrics.
+        Records, failures, ``manifest.parquet`` (``manifest.csv`` without pyarrow) and (with
+        ``gt``) metrics.
 
     Raises
     ------
     xami.errors.InputError
-        No input was given, or a folder/pattern/list file is unusable (nothing is written).
+        No input was given, a folder/pattern/list file is unusable, ``in_flight`` is not
+        positive, or a Dask run was given a `Pipeline` (nothing is written).
+    xami.errors.CheckpointError
+        The models cannot be built; the images finished so far are kept.
+
+    Examples
+    --------
+    >>> from xami.pipeline import PipelineSpec
+    >>> with dask_client(workers=4) as client:  # doctest: +SKIP
+    ...     summary = run_predict(["obs/*.FIT"], "run", pipeline=PipelineSpec(), client=client)
     """
     start = time.perf_counter()
-    specs = expand_inputs(inputs)
+    specs = [os.path.abspath(s) for s in expand_inputs(inputs)]
     if not specs:
         raise InputError(None, "no input image given")
+    if client is not None and isinstance(pipeline, Pipeline):
+        raise InputError(None, "a Dask run takes the pipeline's settings (PipelineSpec), "
+                               "not its models")
+    if in_flight is not None and in_flight < 1:
+        raise InputError(None, f"in_flight must be a positive integer, got {in_flight!r}")
     gt_ids = None if gt is None else {Path(r.file_name).stem: r.image_id for r in read_coco(gt)}
-    out = Path(out_dir)
+    out = Path(os.path.abspath(out_dir))
     (out / "records").mkdir(parents=True, exist_ok=True)
     prov = provenance(pipeline)
-    cards = _provenance_cards(prov)
-    records: list[dict[str, Any]] = []
+    work = functools.partial(process_image, pipeline=pipeline, out_dir=out, config=config,
+                             cards=_provenance_cards(prov))
+    records, todo = _plan(specs)
+    results = (((i, work(spec, name)) for i, spec, name in todo) if client is None
+               else _dask_results(client, work, todo, out, in_flight))
+    with tqdm(total=len(todo), desc="predict", unit="image",
+              disable=not progress or None) as bar:
+        for i, record in results:
+            records[i] = record
+            bar.update()
+    return _assemble(records, out, prov, config, gt, gt_ids, start)
+
+
+def _plan(specs: list[str]) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+    """Records of inputs whose output name is taken, and (index, spec, name) of the others."""
+    records: list[dict[str, Any]] = [{} for _ in specs]
+    todo: list[tuple[int, str, str]] = []
     names: dict[str, str] = {}
-    for spec in tqdm(specs, desc="predict", unit="image", disable=not progress or None):
+    for i, spec in enumerate(specs):
         name = input_name(spec)
-        record_path = out / "records" / f"{name}.json"
         if name in names:
-            record = _failed(spec, name, f"output name {name!r} already used by {names[name]}")
-            records.append(record)
-            continue
-        names[name] = spec
-        record = _read_record(record_path)
-        if not _finished(record, spec, out, config):
-            try:
-                record = predict_image(spec, name, pipeline, out, config, cards)
-            except (XamiError, OSError, ValueError) as err:
-                record = _failed(spec, name, _reason(spec, err))
-            write_text_atomic(record_path, json.dumps(record) + "\n")
-        records.append(record)
+            records[i] = _failed(spec, name, f"output name {name!r} already used by {names[name]}")
+        else:
+            names[name] = spec
+            todo.append((i, spec, name))
+    return records, todo
+
+
+def _assemble(records: list[dict[str, Any]], out: Path, prov: dict[str, Any],
+              config: PredictConfig, gt: str | os.PathLike[str] | None,
+              gt_ids: dict[str, int] | None, start: float) -> RunSummary:
+    """Write the run's files from all records: COCO results, metrics, manifest, ``run.json``."""
+    _remove_orphans(out)
     metrics = None
     if "coco" in config.formats or gt is not None:
         coco = _coco_results(records, gt_ids)
@@ -422,23 +536,180 @@ def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
         if gt is not None:
             from xami.eval.metrics import evaluate
             metrics = evaluate(gt, out / "predictions.coco.json", out,
-                               conf=pipeline.detector.config.conf)
-    seconds = time.perf_counter() - start
-    summary = RunSummary(records, seconds, out / "run.json", metrics)
+                               conf=prov["settings"]["conf"])
+    manifest = write_manifest(records, out)
+    summary = RunSummary(records, time.perf_counter() - start, out / "run.json", metrics,
+                         manifest)
     write_text_atomic(out / "run.json", json.dumps(_run_json(summary, prov), indent=1) + "\n")
     return summary
+
+
+def _remove_orphans(out: Path) -> None:
+    """Remove the temporary files of writes a killed process left (every image is finished)."""
+    for folder in (out, out / "records"):
+        for orphan in folder.glob(".*.tmp"):
+            orphan.unlink(missing_ok=True)
 
 
 def _failed(spec: str, name: str, reason: str) -> dict[str, Any]:
     """The record of an input that failed."""
     return {"input": spec, "name": name, "status": "failed", "reason": reason, "seconds": 0.0,
-            "outputs": {}, "instances": [], "coco": []}
+            "outputs": {}, "instances": [], "coco": [], "worker": None}
 
 
 def _reason(spec: str, err: Exception) -> str:
     """One line naming the input and the problem."""
     text = str(err) if isinstance(err, XamiError) else f"{spec}: {err}"
     return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------- Dask
+@contextlib.contextmanager
+def dask_client(address: str | None = None, *, workers: int | None = None,
+                dashboard_address: str = ":8787") -> Iterator[Client]:
+    """A Dask client: of a new local cluster, or of the scheduler at ``address``.
+
+    The local cluster has one worker process per core (or ``workers``), one thread each, and is
+    closed on leaving the block; a scheduler at ``address`` is left running.
+
+    Parameters
+    ----------
+    address : str, optional
+        Scheduler address (``tcp://host:8786``); None starts a local cluster.
+    workers : int, optional
+        Local cluster: worker processes (default: ``os.cpu_count()``).
+    dashboard_address : str
+        Local cluster: where its dashboard listens (``":0"``: any free port).
+
+    Yields
+    ------
+    distributed.Client
+
+    Raises
+    ------
+    xami.errors.InputError
+        ``workers`` is not positive, or is given with an ``address``.
+
+    Examples
+    --------
+    >>> from xami.pipeline import PipelineSpec
+    >>> with dask_client(workers=2) as client:  # doctest: +SKIP
+    ...     summary = run_predict(["obs/"], "run", pipeline=PipelineSpec(), client=client)
+    """
+    from distributed import Client, LocalCluster
+
+    if workers is not None and (address is not None or workers < 1):
+        raise InputError(None, f"workers must be a positive integer, for a local cluster (no "
+                               f"address); got workers={workers!r}, address={address!r}")
+    if address is not None:
+        with Client(address) as client:
+            yield client
+        return
+    with (LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                       processes=True, dashboard_address=dashboard_address) as cluster,
+          Client(cluster) as client):
+        yield client
+
+
+def _dask_results(client: Client, work: Callable[..., dict[str, Any]],
+                  todo: list[tuple[int, str, str]], out: Path, in_flight: int | None
+                  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, record) of each image as the cluster finishes it, submitted in bounded batches."""
+    # at most `limit` images queued or running (looked up again at each batch, as workers
+    # join), so the scheduler never holds the whole run and each result is released at once
+    from distributed import KilledWorker, as_completed
+
+    pending = iter(todo)
+    running = as_completed()
+    tasks: dict[str, tuple[int, str, str]] = {}
+    limit = 0
+
+    def top_up() -> None:
+        nonlocal limit
+        limit = in_flight or IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
+        for task in itertools.islice(pending, limit - len(tasks)):
+            future = client.submit(_predict_on_worker, work, task[1], task[2], pure=False)
+            tasks[future.key] = task
+            running.add(future)
+
+    top_up()
+    try:
+        for future in running:
+            i, spec, name = tasks.pop(future.key)
+            try:
+                record = future.result()
+            except KilledWorker:  # the image killed every worker that tried it: go on
+                record = _failed(spec, name, f"{spec}: the Dask workers predicting it died "
+                                             f"(crash or out of memory?)")
+                _write_record(out, record)
+            if len(tasks) <= limit // 2:
+                top_up()
+            yield i, record
+    finally:  # any other task error stops the run
+        client.cancel(list(running.futures))
+
+
+def _predict_on_worker(work: Callable[..., dict[str, Any]], spec: str, name: str
+                       ) -> dict[str, Any]:
+    """`process_image` as a Dask task, recording the worker's address."""
+    from distributed import get_worker
+
+    return work(spec, name, worker=get_worker().address)
+
+
+# --------------------------------------------------------------------------- run files
+def write_manifest(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> Path:
+    """Write the run manifest: one row per input, as Parquet (CSV when pyarrow is absent).
+
+    Columns: ``input``, ``name``, ``status`` (``done`` or ``failed``), ``reason`` (of a
+    failure), ``n_<class>`` (instances of each class, ``-`` as ``_``), ``seconds``, ``worker``
+    (``local`` or a Dask worker's address), and ``fits``, ``regions``, ``png`` (output files
+    relative to the run folder; empty when not written).
+
+    Parameters
+    ----------
+    records : sequence of dict
+        The run's records (`RunSummary.records`).
+    out_dir : str or os.PathLike
+        Run folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir/manifest.parquet`` or ``out_dir/manifest.csv``.
+    """
+    rows = [_manifest_row(record) for record in records]
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        path = Path(out_dir) / "manifest.csv"
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(path, text.getvalue())
+        return path
+    types = {"seconds": pa.float64(), **{_count_column(c): pa.int64() for c in CLASSES}}
+    schema = pa.schema([(key, types.get(key, pa.string())) for key in rows[0]])
+    path = Path(out_dir) / "manifest.parquet"
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+    return path
+
+
+def _count_column(cls: ArtefactClass) -> str:
+    """Manifest column of a class's instance count."""
+    return "n_" + cls.name.replace("-", "_")
+
+
+def _manifest_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The manifest row of one record."""
+    counts = Counter(i["class"] for i in record["instances"])
+    return {"input": record["input"], "name": record["name"], "status": record["status"],
+            "reason": record["reason"], **{_count_column(c): counts[c.name] for c in CLASSES},
+            "seconds": record["seconds"], "worker": record.get("worker"),
+            **{f: record["outputs"].get(f) for f in _SUFFIX}}
 
 
 def _coco_results(records: list[dict[str, Any]], gt_ids: dict[str, int] | None
