@@ -1,4 +1,4 @@
-"""``xami predict``: find the artefacts of many images and write the products astronomers use.
+"""Running ``xami predict``: one image (`process_image`) and a whole run (`run_predict`).
 
 Per input image ``NAME`` the run folder gets ``NAME.xami.fits`` (bitmask, instance ids and
 instance table, `xami.products`), ``NAME.reg`` (DS9 outlines), ``NAME.png`` (overlay) and
@@ -13,13 +13,8 @@ workers, which write into the run folder themselves (`process_image` in both cas
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import functools
-import glob
 import hashlib
-import io
-import itertools
 import json
 import os
 import shlex
@@ -27,8 +22,8 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,36 +32,32 @@ import numpy as np
 from tqdm import tqdm
 
 from xami import __version__
-from xami.classes import BY_COCO_ID, CLASSES, ArtefactClass
+from xami.classes import BY_COCO_ID, CLASSES
 from xami.data.coco import read_coco
-from xami.data.yolo import IMAGE_SUFFIXES
 from xami.errors import InputError, NoDetectionsWarning, XamiError
-from xami.instrument import RELEASED_SIZE
-from xami.io.atomic import atomic_path, write_text_atomic
-from xami.io.fits import FITS_SUFFIXES, fits_stem, read_om_image, split_selector
-from xami.io.images import read_frame
+from xami.io.atomic import write_text_atomic
+from xami.io.fits import split_selector
 from xami.models.detector import BUNDLED_DETECTOR
 from xami.pipeline import Pipeline, PipelineSpec, cached_pipeline
-from xami.preprocess import KEPT_CARDS, flip_wcs_rows, preprocess_image, read_sidecar, rebin_wcs
-from xami.products import MaskGrid, write_mask_fits, write_regions
+from xami.predict.cluster import _dask_results
+from xami.predict.inputs import MASK_GRIDS, expand_inputs, input_name, load_input
+from xami.predict.records import (
+    FORMATS,
+    LOCAL_WORKER,
+    _failed,
+    _outputs,
+    _read_record,
+    _reason,
+    _write_record,
+    write_manifest,
+)
+from xami.products import write_mask_fits, write_regions
 from xami.report.overlay import render_overlay, write_png
 
 if TYPE_CHECKING:
     from distributed import Client
 
-FORMATS: tuple[str, ...] = ("fits", "regions", "coco", "png")
-"""Output formats of `run_predict` (``coco`` is the run's ``predictions.coco.json``)."""
 
-MASK_GRIDS: tuple[str, ...] = ("frame", "native")
-"""``frame``: masks on the 512 frame the models saw; ``native``: on the input FITS image's grid."""
-
-LOCAL_WORKER = "local"
-"""The ``worker`` of images predicted without Dask."""
-
-IN_FLIGHT_PER_THREAD = 4
-"""Dask: images submitted and not yet finished per worker thread (enough to keep it busy)."""
-
-_SUFFIX = {"fits": ".xami.fits", "regions": ".reg", "png": ".png"}
 
 
 @dataclass(frozen=True)
@@ -139,142 +130,6 @@ class RunSummary:
                 f"instances: {per_class}; {per_image}")
 
 
-def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Input files from paths, folders, glob patterns and list files.
-
-    Parameters
-    ----------
-    items : iterable of str or os.PathLike
-        Each is a file (FITS, optionally with an ``[HDU]`` selector, or PNG/JPEG), a folder (its
-        FITS and image files, sorted, not recursive), a glob pattern (``obs/**/*.FIT``, sorted), or
-        a list file ending in ``.txt``/``.lst`` with one path per line (blank lines and ``#``
-        comments ignored; relative paths are relative to the list file).
-
-    Returns
-    -------
-    list of str
-        Inputs in order, duplicates dropped. Files that do not exist are kept: they fail later
-        with a reason, like any unreadable input.
-
-    Raises
-    ------
-    xami.errors.InputError
-        A glob pattern matches nothing, a folder holds no input file, or a list file is
-        unreadable.
-    """
-    out: list[str] = []
-    for item in map(str, items):
-        if Path(item).is_dir():
-            found = sorted(str(p) for p in Path(item).iterdir()
-                           if p.is_file() and _is_input_name(p.name))
-            if not found:
-                raise InputError(item, "folder holds no FITS or image file")
-        elif any(ch in item for ch in "*?[") and not Path(split_selector(item)[0]).exists():
-            found = sorted(glob.glob(item, recursive=True))
-            if not found:
-                raise InputError(item, "pattern matches no file")
-        elif item.lower().endswith((".txt", ".lst")):
-            found = _read_list(Path(item))
-        else:
-            found = [item]
-        out += [f for f in found if f not in out]
-    return out
-
-
-def _is_input_name(name: str) -> bool:
-    """Whether a file name has a FITS or image ending."""
-    return name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
-
-
-def _read_list(path: Path) -> list[str]:
-    """The paths of a list file (relative ones resolved against its folder)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot read list file ({err})") from None
-    entries = [line.strip() for line in lines]
-    return [str(path.parent / e) if not Path(e).is_absolute() else e
-            for e in entries if e and not e.startswith("#")]
-
-
-def input_name(spec: str) -> str:
-    """Output ``NAME`` of an input: the file name without FITS or image endings."""
-    base = Path(split_selector(spec)[0]).name
-    if base.lower().endswith(FITS_SUFFIXES):
-        return fits_stem(spec)
-    return Path(base).stem
-
-
-def is_fits(spec: str) -> bool:
-    """Whether an input spec names a FITS file."""
-    return split_selector(spec)[0].lower().endswith(FITS_SUFFIXES)
-
-
-@dataclass(frozen=True)
-class LoadedInput:
-    """An input image ready for the models, with what its products need."""
-
-    frame: np.ndarray
-    grid: MaskGrid
-    cards: dict[str, Any]
-
-
-def load_input(spec: str, *, mask_grid: str = "frame") -> LoadedInput:
-    """Read one input: a FITS image is rebinned and stretched as in ``xami preprocess``.
-
-    A 2048 (or any multiple of 512) FITS image becomes the 512 frame; other FITS sizes are
-    stretched at their own size. A PNG/JPEG frame is used as it is, with the WCS and stretch of
-    its ``xami preprocess`` sidecar (``NAME.json`` beside it) when there is one.
-
-    Parameters
-    ----------
-    spec : str
-        Input file, FITS optionally with ``[HDU]``.
-    mask_grid : str
-        One of `MASK_GRIDS` (``native`` only differs from ``frame`` for rebinned FITS inputs).
-
-    Returns
-    -------
-    LoadedInput
-        The ``uint8`` frame, the mask grid and the cards for the FITS product.
-
-    Raises
-    ------
-    xami.errors.XamiError
-        The file cannot be read (the message names the file and the problem).
-    """
-    if not is_fits(spec):
-        frame = read_frame(spec)
-        sidecar_path = Path(spec).with_suffix(".json")
-        if not sidecar_path.is_file():
-            return LoadedInput(frame, MaskGrid(1, None), {"SRCFILE": Path(spec).name})
-        sidecar, wcs = read_sidecar(sidecar_path)
-        grid_wcs = None if wcs is None else flip_wcs_rows(wcs, frame.shape[0])
-        stretch = sidecar.get("stretch", {})
-        cards = {"SRCFILE": Path(spec).name, **_stretch_cards(stretch), **sidecar.get("header", {})}
-        return LoadedInput(frame, MaskGrid(1, grid_wcs, int(stretch.get("factor", 1))), cards)
-    om = read_om_image(spec)
-    side = om.data.shape[0]
-    frame = preprocess_image(om, size=RELEASED_SIZE if side % RELEASED_SIZE == 0 else side)
-    factor = frame.params.factor
-    cards = {"SRCFILE": Path(om.path).name, "SRCHDU": str(om.hdu),
-             **_stretch_cards(asdict(frame.params)),
-             **{k: om.header[k] for k in KEPT_CARDS if k in om.header}}
-    if mask_grid == "native":
-        grid = MaskGrid(factor, om.wcs, 1)
-    else:
-        grid = MaskGrid(1, None if om.wcs is None else rebin_wcs(om.wcs, factor), factor)
-    return LoadedInput(frame.image, grid, cards)
-
-
-def _stretch_cards(stretch: dict[str, Any]) -> dict[str, Any]:
-    """FITS cards of a stretch's parameters."""
-    keys = {"asinh_a": "ASINH_A", "vmin": "ZSVMIN", "vmax": "ZSVMAX", "factor": "REBIN",
-            "contrast": "ZSCONTR"}
-    return {"STRETCH": "zscale+asinh",
-            **{card: stretch[k] for k, card in keys.items() if k in stretch}}
-
-
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file, hex."""
     digest = hashlib.sha256()
@@ -320,11 +175,6 @@ def _provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
     return cards
 
 
-def _outputs(name: str, formats: Sequence[str]) -> dict[str, str]:
-    """Per-image output file names (relative to the run folder) of the requested formats."""
-    return {f: name + _SUFFIX[f] for f in formats if f in _SUFFIX}
-
-
 def _finished(record: dict[str, Any] | None, spec: str, out_dir: Path,
               config: PredictConfig) -> bool:
     """Whether an earlier record can stand for this input in this run."""
@@ -335,14 +185,6 @@ def _finished(record: dict[str, Any] | None, spec: str, out_dir: Path,
     wanted = _outputs(record["name"], config.formats)
     return (record.get("outputs") == wanted
             and all((out_dir / rel).is_file() for rel in wanted.values()))
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """An earlier run's record, or None when absent or unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def predict_image(spec: str, name: str, pipeline: Pipeline, out_dir: Path,
@@ -426,11 +268,6 @@ def process_image(spec: str, name: str, pipeline: Pipeline | PipelineSpec, out_d
     record["worker"] = worker
     _write_record(out_dir, record)
     return record
-
-
-def _write_record(out_dir: Path, record: dict[str, Any]) -> None:
-    """Write ``records/NAME.json``: the last file of an image, which marks it finished."""
-    write_text_atomic(out_dir / "records" / f"{record['name']}.json", json.dumps(record) + "\n")
 
 
 def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
@@ -549,167 +386,6 @@ def _remove_orphans(out: Path) -> None:
     for folder in (out, out / "records"):
         for orphan in folder.glob(".*.tmp"):
             orphan.unlink(missing_ok=True)
-
-
-def _failed(spec: str, name: str, reason: str) -> dict[str, Any]:
-    """The record of an input that failed."""
-    return {"input": spec, "name": name, "status": "failed", "reason": reason, "seconds": 0.0,
-            "outputs": {}, "instances": [], "coco": [], "worker": None}
-
-
-def _reason(spec: str, err: Exception) -> str:
-    """One line naming the input and the problem."""
-    text = str(err) if isinstance(err, XamiError) else f"{spec}: {err}"
-    return " ".join(text.split())
-
-
-# --------------------------------------------------------------------------- Dask
-@contextlib.contextmanager
-def dask_client(address: str | None = None, *, workers: int | None = None,
-                dashboard_address: str = ":8787") -> Iterator[Client]:
-    """A Dask client: of a new local cluster, or of the scheduler at ``address``.
-
-    The local cluster has one worker process per core (or ``workers``), one thread each, and is
-    closed on leaving the block; a scheduler at ``address`` is left running.
-
-    Parameters
-    ----------
-    address : str, optional
-        Scheduler address (``tcp://host:8786``); None starts a local cluster.
-    workers : int, optional
-        Local cluster: worker processes (default: ``os.cpu_count()``).
-    dashboard_address : str
-        Local cluster: where its dashboard listens (``":0"``: any free port).
-
-    Yields
-    ------
-    distributed.Client
-
-    Raises
-    ------
-    xami.errors.InputError
-        ``workers`` is not positive, or is given with an ``address``.
-
-    Examples
-    --------
-    >>> from xami.pipeline import PipelineSpec
-    >>> with dask_client(workers=2) as client:  # doctest: +SKIP
-    ...     summary = run_predict(["obs/"], "run", pipeline=PipelineSpec(), client=client)
-    """
-    from distributed import Client, LocalCluster
-
-    if workers is not None and (address is not None or workers < 1):
-        raise InputError(None, f"workers must be a positive integer, for a local cluster (no "
-                               f"address); got workers={workers!r}, address={address!r}")
-    if address is not None:
-        with Client(address) as client:
-            yield client
-        return
-    with (LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                       processes=True, dashboard_address=dashboard_address) as cluster,
-          Client(cluster) as client):
-        yield client
-
-
-def _dask_results(client: Client, work: Callable[..., dict[str, Any]],
-                  todo: list[tuple[int, str, str]], out: Path, in_flight: int | None
-                  ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, record) of each image as the cluster finishes it, submitted in bounded batches."""
-    # at most `limit` images queued or running (looked up again at each batch, as workers
-    # join), so the scheduler never holds the whole run and each result is released at once
-    from distributed import KilledWorker, as_completed
-
-    pending = iter(todo)
-    running = as_completed()
-    tasks: dict[str, tuple[int, str, str]] = {}
-    limit = 0
-
-    def top_up() -> None:
-        nonlocal limit
-        limit = in_flight or IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
-        for task in itertools.islice(pending, limit - len(tasks)):
-            future = client.submit(_predict_on_worker, work, task[1], task[2], pure=False)
-            tasks[future.key] = task
-            running.add(future)
-
-    top_up()
-    try:
-        for future in running:
-            i, spec, name = tasks.pop(future.key)
-            try:
-                record = future.result()
-            except KilledWorker:  # the image killed every worker that tried it: go on
-                record = _failed(spec, name, f"{spec}: the Dask workers predicting it died "
-                                             f"(crash or out of memory?)")
-                _write_record(out, record)
-            if len(tasks) <= limit // 2:
-                top_up()
-            yield i, record
-    finally:  # any other task error stops the run
-        client.cancel(list(running.futures))
-
-
-def _predict_on_worker(work: Callable[..., dict[str, Any]], spec: str, name: str
-                       ) -> dict[str, Any]:
-    """`process_image` as a Dask task, recording the worker's address."""
-    from distributed import get_worker
-
-    return work(spec, name, worker=get_worker().address)
-
-
-# --------------------------------------------------------------------------- run files
-def write_manifest(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> Path:
-    """Write the run manifest: one row per input, as Parquet (CSV when pyarrow is absent).
-
-    Columns: ``input``, ``name``, ``status`` (``done`` or ``failed``), ``reason`` (of a
-    failure), ``n_<class>`` (instances of each class, ``-`` as ``_``), ``seconds``, ``worker``
-    (``local`` or a Dask worker's address), and ``fits``, ``regions``, ``png`` (output files
-    relative to the run folder; empty when not written).
-
-    Parameters
-    ----------
-    records : sequence of dict
-        The run's records (`RunSummary.records`).
-    out_dir : str or os.PathLike
-        Run folder.
-
-    Returns
-    -------
-    pathlib.Path
-        ``out_dir/manifest.parquet`` or ``out_dir/manifest.csv``.
-    """
-    rows = [_manifest_row(record) for record in records]
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        path = Path(out_dir) / "manifest.csv"
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text_atomic(path, text.getvalue())
-        return path
-    types = {"seconds": pa.float64(), **{_count_column(c): pa.int64() for c in CLASSES}}
-    schema = pa.schema([(key, types.get(key, pa.string())) for key in rows[0]])
-    path = Path(out_dir) / "manifest.parquet"
-    with atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
-    return path
-
-
-def _count_column(cls: ArtefactClass) -> str:
-    """Manifest column of a class's instance count."""
-    return "n_" + cls.name.replace("-", "_")
-
-
-def _manifest_row(record: dict[str, Any]) -> dict[str, Any]:
-    """The manifest row of one record."""
-    counts = Counter(i["class"] for i in record["instances"])
-    return {"input": record["input"], "name": record["name"], "status": record["status"],
-            "reason": record["reason"], **{_count_column(c): counts[c.name] for c in CLASSES},
-            "seconds": record["seconds"], "worker": record.get("worker"),
-            **{f: record["outputs"].get(f) for f in _SUFFIX}}
 
 
 def _coco_results(records: list[dict[str, Any]], gt_ids: dict[str, int] | None

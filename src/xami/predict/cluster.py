@@ -1,0 +1,113 @@
+"""Dask for ``xami predict``: a client (local cluster or scheduler) and bounded submission."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xami.errors import InputError
+from xami.predict.records import _failed, _write_record
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+IN_FLIGHT_PER_THREAD = 4
+"""Dask: images submitted and not yet finished per worker thread (enough to keep it busy)."""
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None = None, *, workers: int | None = None,
+                dashboard_address: str = ":8787") -> Iterator[Client]:
+    """A Dask client: of a new local cluster, or of the scheduler at ``address``.
+
+    The local cluster has one worker process per core (or ``workers``), one thread each, and is
+    closed on leaving the block; a scheduler at ``address`` is left running.
+
+    Parameters
+    ----------
+    address : str, optional
+        Scheduler address (``tcp://host:8786``); None starts a local cluster.
+    workers : int, optional
+        Local cluster: worker processes (default: ``os.cpu_count()``).
+    dashboard_address : str
+        Local cluster: where its dashboard listens (``":0"``: any free port).
+
+    Yields
+    ------
+    distributed.Client
+
+    Raises
+    ------
+    xami.errors.InputError
+        ``workers`` is not positive, or is given with an ``address``.
+
+    Examples
+    --------
+    >>> from xami.pipeline import PipelineSpec
+    >>> with dask_client(workers=2) as client:  # doctest: +SKIP
+    ...     summary = run_predict(["obs/"], "run", pipeline=PipelineSpec(), client=client)
+    """
+    from distributed import Client, LocalCluster
+
+    if workers is not None and (address is not None or workers < 1):
+        raise InputError(None, f"workers must be a positive integer, for a local cluster (no "
+                               f"address); got workers={workers!r}, address={address!r}")
+    if address is not None:
+        with Client(address) as client:
+            yield client
+        return
+    with (LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                       processes=True, dashboard_address=dashboard_address) as cluster,
+          Client(cluster) as client):
+        yield client
+
+
+def _dask_results(client: Client, work: Callable[..., dict[str, Any]],
+                  todo: list[tuple[int, str, str]], out: Path, in_flight: int | None
+                  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, record) of each image as the cluster finishes it, submitted in bounded batches."""
+    # at most `limit` images queued or running (looked up again at each batch, as workers
+    # join), so the scheduler never holds the whole run and each result is released at once
+    from distributed import KilledWorker, as_completed
+
+    pending = iter(todo)
+    running = as_completed()
+    tasks: dict[str, tuple[int, str, str]] = {}
+    limit = 0
+
+    def top_up() -> None:
+        nonlocal limit
+        limit = in_flight or IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
+        for task in itertools.islice(pending, limit - len(tasks)):
+            future = client.submit(_predict_on_worker, work, task[1], task[2], pure=False)
+            tasks[future.key] = task
+            running.add(future)
+
+    top_up()
+    try:
+        for future in running:
+            i, spec, name = tasks.pop(future.key)
+            try:
+                record = future.result()
+            except KilledWorker:  # the image killed every worker that tried it: go on
+                record = _failed(spec, name, f"{spec}: the Dask workers predicting it died "
+                                             f"(crash or out of memory?)")
+                _write_record(out, record)
+            if len(tasks) <= limit // 2:
+                top_up()
+            yield i, record
+    finally:  # any other task error stops the run
+        client.cancel(list(running.futures))
+
+
+def _predict_on_worker(work: Callable[..., dict[str, Any]], spec: str, name: str
+                       ) -> dict[str, Any]:
+    """`process_image` as a Dask task, recording the worker's address."""
+    from distributed import get_worker
+
+    return work(spec, name, worker=get_worker().address)
