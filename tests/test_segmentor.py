@@ -262,8 +262,10 @@ def test_invalid_saved_config(tmp_path, seg512):
 
 
 def test_unsupported_backend_and_config_values():
-    with pytest.raises(InputError, match=r"backend must be one of \('torch',\), got 'onnx'"):
-        load_segmentor("unused.pth", backend="onnx")
+    with pytest.raises(InputError, match=r"backend must be one of \('torch', 'onnx'\), got 'tf'"):
+        load_segmentor("unused.pth", backend="tf")
+    with pytest.raises(InputError, match="quantize must be None or one of"):
+        load_segmentor("unused.pth", quantize="int8")  # the torch backend is not quantised
     with pytest.raises(InputError, match="chunk_size must be a positive integer"):
         SegmentorConfig(chunk_size=0)
 

@@ -218,7 +218,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="SAM checkpoint; without it the detector's masks are used")
     p.add_argument("--sam-size", type=int, default=1024, choices=(1024, 512),
                    help="segmentor input size (default 1024, the paper's)")
-    p.add_argument("--backend", default="torch", choices=("torch",), help="segmentor backend")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                   help="torch, or onnx: ONNX Runtime for the detector and the segmentor (exported "
+                        "once, cached next to the weights)")
     p.add_argument("--conf", type=float, default=0.2, help="detector confidence (default 0.2)")
     p.add_argument("--formats", default=",".join(("fits", "regions", "coco", "png")),
                    help="comma-separated outputs among fits,regions,coco,png (default: all)")

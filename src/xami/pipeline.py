@@ -128,7 +128,8 @@ class PipelineSpec:
     sam_size : int
         Segmentor input side in pixels (paper: 1024).
     backend : str
-        Segmentor backend.
+        ``"torch"`` or ``"onnx"`` (ONNX Runtime, exported once and cached next to the weights),
+        for the detector and the segmentor.
     conf : float
         Detector confidence threshold (paper: 0.2).
     faint_rule : FaintRuleConfig
@@ -179,7 +180,8 @@ class PipelineSpec:
         """
         segmentor = (None if self.segmentor is None else
                      load_segmentor(self.segmentor, sam_size=self.sam_size, backend=self.backend))
-        return Pipeline(load_detector(self.detector), segmentor, conf=self.conf,
+        detector = load_detector(self.detector, backend=self.backend)
+        return Pipeline(detector, segmentor, conf=self.conf,
                         faint_rule=self.faint_rule, streak_fit=self.streak_fit)
 
 

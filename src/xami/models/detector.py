@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,11 +12,13 @@ import numpy as np
 
 from xami.classes import BY_YOLO_INDEX, CLASSES
 from xami.errors import CheckpointError, InputError
+from xami.io.atomic import atomic_path
 from xami.models.ultralytics_setup import ultralytics_offline
 from xami.structures import Instances
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_DETECTOR = WEIGHTS_DIR / "detector.pt"
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -117,17 +121,22 @@ def _box_masks(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return masks
 
 
+def _model_class(ul: Any, path: Path) -> Any:
+    """ultralytics' class for a file: RT-DETR when its name says so, else YOLO."""
+    return ul.RTDETR if "rtdetr" in path.name.lower() else ul.YOLO
+
+
 def _untrained(ul: Any, yaml_path: Path) -> Any:
     """An untrained ultralytics model built offline from a yaml, with the five XAMI classes."""
-    model = (ul.RTDETR if "rtdetr" in yaml_path.name.lower() else ul.YOLO)(str(yaml_path))
+    model = _model_class(ul, yaml_path)(str(yaml_path))
     cfg = dict(model.model.yaml, nc=len(CLASSES))
     model.model = type(model.model)(cfg, nc=len(CLASSES), verbose=False)
     model.model.names = {c.yolo_index: c.name for c in CLASSES}
     return model
 
 
-def load_detector(path: str | Path | None = None, *,
-                  config: DetectorConfig = DetectorConfig()) -> Detector:
+def load_detector(path: str | Path | None = None, *, config: DetectorConfig = DetectorConfig(),
+                  backend: str = "torch") -> Detector:
     """Load a detector from an ultralytics checkpoint (``.pt``) or model yaml.
 
     Parameters
@@ -137,6 +146,12 @@ def load_detector(path: str | Path | None = None, *,
         yaml (``yolov8n-seg.yaml``: an untrained model, built offline). None: the bundled weights.
     config : DetectorConfig
         Inference settings.
+    backend : str
+        ``"torch"`` or ``"onnx"``: the checkpoint exported once by ultralytics' own exporter
+        (dynamic input size, so the letterboxing and the results are those of the torch model)
+        and run by ultralytics' ONNX Runtime backend. The file is cached as
+        ``<checkpoint name>.<SHA-256 prefix>.onnx`` beside the checkpoint, or under
+        ``$XAMI_CACHE_DIR/onnx`` when that folder is read-only (see `xami.models.onnx`).
 
     Returns
     -------
@@ -145,16 +160,62 @@ def load_detector(path: str | Path | None = None, *,
     Raises
     ------
     xami.errors.CheckpointError
-        The file is missing, is not an ultralytics checkpoint, or its classes are not XAMI's.
+        The file is missing, is not an ultralytics checkpoint, its classes are not XAMI's, or
+        its cached ONNX file cannot be loaded.
+    xami.errors.InputError
+        Unknown ``backend``, or ``"onnx"`` with a model yaml.
+
+    Examples
+    --------
+    >>> detector = load_detector(backend="onnx")  # doctest: +SKIP
+    >>> detector.predict(frame).boxes  # doctest: +SKIP
     """
+    if backend not in BACKENDS:
+        raise InputError(None, f"backend must be one of {BACKENDS}, got {backend!r}")
     path = BUNDLED_DETECTOR if path is None else Path(path)
     ul = ultralytics_offline()
     if path.suffix in {".yaml", ".yml"}:
+        if backend == "onnx":
+            raise InputError(path, "the ONNX backend needs a checkpoint (.pt), not a model yaml")
         return Detector(_untrained(ul, path), config, source=str(path))
     if not path.is_file():
         raise CheckpointError(path, "detector checkpoint not found")
+    if backend == "onnx":
+        path = _cached_onnx(ul, path, config.imgsz)
+    return Detector(_load(ul, path, path), config, source=str(path))
+
+
+def _load(ul: Any, weights: Path, source: Path) -> Any:
+    """ultralytics' model for a checkpoint or an ONNX export; errors name ``source``."""
     try:
-        model = (ul.RTDETR if "rtdetr" in path.name.lower() else ul.YOLO)(str(path))
+        return _model_class(ul, weights)(str(weights))
     except Exception as err:  # ultralytics raises many types for a bad file
-        raise CheckpointError(path, f"not a loadable ultralytics checkpoint ({err})") from err
-    return Detector(model, config, source=str(path))
+        raise CheckpointError(source, f"not a loadable ultralytics checkpoint ({err})") from err
+
+
+def _cached_onnx(ul: Any, checkpoint: Path, imgsz: int) -> Path:
+    """The checkpoint's ONNX export, made on first use (`xami.models.onnx` says where)."""
+    from xami.models.onnx import cache_folder, check_onnx_file, file_key
+
+    name = f"{checkpoint.name}.{file_key(checkpoint)}.onnx"
+    target = cache_folder(checkpoint, [name]) / name
+    if not target.is_file():
+        _export_onnx(ul, checkpoint, target, imgsz)
+    check_onnx_file(target)
+    return target
+
+
+def _export_onnx(ul: Any, checkpoint: Path, target: Path, imgsz: int) -> None:
+    """Export a copy in a scratch folder (ultralytics writes beside the weights), then move it."""
+    from xami.models.onnx import ONNX_OPSET, quiet_onnx_export
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        weights = Path(scratch) / checkpoint.name
+        shutil.copyfile(checkpoint, weights)
+        model = _load(ul, weights, checkpoint)
+        with quiet_onnx_export():
+            exported = model.export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False,
+                                    opset=ONNX_OPSET, device="cpu", verbose=False)
+        with atomic_path(target) as tmp:
+            shutil.move(exported, tmp)
