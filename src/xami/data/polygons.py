@@ -27,15 +27,20 @@ def mask_to_polygons(mask: np.ndarray) -> tuple[np.ndarray, ...]:
         One ``float64 [K, 2]`` array of ``(x, y)`` vertices per connected part (8-connectivity),
         collinear vertices removed; empty when the mask is empty.
     """
-    filled = ndimage.binary_fill_holes(np.asarray(mask, dtype=bool))
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return ()
+    r0, c0 = rows[0], cols[0]  # outline only the mask's box: same result, far less work
+    filled = ndimage.binary_fill_holes(mask[r0:rows[-1] + 1, c0:cols[-1] + 1])
     padded = np.pad(filled, 1).astype(np.float32)
     polygons = []
     for contour in measure.find_contours(padded, 0.5, fully_connected="high"):
         contour = measure.approximate_polygon(contour, tolerance=0.0)[:-1]
         if len(contour) < 3:
             continue
-        # (row, col) of the padded array -> (x, y) with pixel centres at c + 0.5
-        xy = np.stack([contour[:, 1] - 0.5, contour[:, 0] - 0.5], axis=1)
+        # (row, col) of the padded box -> (x, y) with pixel centres at c + 0.5
+        xy = np.stack([contour[:, 1] - 0.5 + c0, contour[:, 0] - 0.5 + r0], axis=1)
         polygons.append(xy.astype(np.float64))
     return tuple(polygons)
 

@@ -60,8 +60,11 @@ def render_overlay(frame: np.ndarray, masks: np.ndarray, labels: Sequence[int] |
         rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * np.array(BY_COCO_ID[label].colour)
     out = np.rint(rgb).astype(np.uint8)
     if outline:
-        for mask, label in zip(masks, labels, strict=True):
-            out[mask & ~ndimage.binary_erosion(mask)] = BY_COCO_ID[label].colour
+        for box, mask, label in zip(masks_to_boxes(masks).astype(int), masks, labels,
+                                    strict=True):
+            window = (slice(max(box[1] - 1, 0), box[3] + 1), slice(max(box[0] - 1, 0), box[2] + 1))
+            part = mask[window]  # the mask's box and a margin: erosion there is the same
+            out[window][part & ~ndimage.binary_erosion(part)] = BY_COCO_ID[label].colour
     if text and len(masks):
         out = _draw_labels(out, masks, labels, scores)
     return out
@@ -106,6 +109,7 @@ def _draw_labels(image: np.ndarray, masks: np.ndarray, labels: list[int],
 
 
 def write_png(image: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write a ``uint8`` RGB ``[H, W, 3]`` (or grey ``[H, W]``) image as PNG, atomically."""
+    """Write a ``uint8`` RGB ``[H, W, 3]`` or grey ``[H, W]`` image as PNG, atomically (zlib 1)."""
     with atomic_path(path) as tmp:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG",
+                                                                compress_level=1)
