@@ -191,8 +191,11 @@ def test_fit_streak_mask_centre_columns_rows_and_coverage() -> None:
     frame = _streak_frame()
     mask = fit_streak_mask(frame, np.array([14.0, 0.0, 30.0, 64.0]))
     assert np.flatnonzero(mask.any(axis=0)).tolist() == [20, 21, 22]
-    assert np.flatnonzero(mask.any(axis=1)).tolist() == list(range(64))  # box rows
-    narrow = fit_streak_mask(frame, np.array([14.0, 10.0, 30.0, 20.0]))
+    assert np.flatnonzero(mask.any(axis=1)).tolist() == list(range(64))  # every covered row
+    short_box = np.array([14.0, 10.0, 30.0, 20.0])
+    full = fit_streak_mask(frame, short_box)
+    assert np.flatnonzero(full.any(axis=1)).tolist() == list(range(64))  # every covered row
+    narrow = fit_streak_mask(frame, short_box, config=StreakFitConfig(full_height=False))
     assert np.flatnonzero(narrow.any(axis=1)).tolist() == list(range(10, 20))
     assert fit_streak_mask(np.full((64, 48), 50, np.uint8), np.array([14.0, 0, 30, 64])) is None
     assert fit_streak_mask(frame, np.array([44.0, 0, 47, 64])) is None  # no coverage there

@@ -271,12 +271,16 @@ class StreakFitConfig:
         Half-width in pixels of the column window searched around the detection's centre.
     duplicate_iou : float
         A fitted streak overlapping a higher-scored one by more than this mask IoU is dropped.
+    full_height : bool
+        Mask the streak's columns over every covered row (a streak spans the whole read-out
+        column, as the simulator labels it); False keeps the detection box's rows.
     """
 
     sigma: float = 0.875
     level: float = 0.1
     search: float = 8.0
     duplicate_iou: float = 0.5
+    full_height: bool = True
 
     def __post_init__(self) -> None:
         if self.sigma <= 0 or self.search <= 0:
@@ -294,7 +298,8 @@ def fit_streak_mask(image: np.ndarray, box: np.ndarray, *,
     window of ``config.search`` pixels either side of the box centre; its median is the
     background. The streak centre is the excess-weighted centroid of the peak column and its two
     neighbours; the masked columns are those whose share of a Gaussian of ``config.sigma`` centred
-    there is at least ``config.level`` of the largest share, over the box's covered rows.
+    there is at least ``config.level`` of the largest share, over every covered row of those
+    columns (``config.full_height``) or the box's covered rows.
 
     Parameters
     ----------
@@ -316,7 +321,7 @@ def fit_streak_mask(image: np.ndarray, box: np.ndarray, *,
     >>> frame = np.full((40, 30), 50, np.uint8); frame[5:35, 14:16] = 90
     >>> mask = fit_streak_mask(frame, np.array([8.0, 5.0, 24.0, 35.0]))
     >>> np.flatnonzero(mask.any(axis=0)).tolist(), int(mask.sum())
-    ([13, 14, 15, 16], 120)
+    ([13, 14, 15, 16], 160)
     """
     data = _channel0(image)
     h, w = data.shape
@@ -342,8 +347,9 @@ def fit_streak_mask(image: np.ndarray, box: np.ndarray, *,
     share = ndtr((columns + 1 - mu) / config.sigma) - ndtr((columns - mu) / config.sigma)
     keep = share >= config.level * share.max()
     mask = np.zeros((h, w), dtype=bool)
-    mask[r0:r1] = keep[None, :]
-    mask[r0:r1] &= coverage_mask(data[r0:r1])
+    rows = slice(None) if config.full_height else slice(r0, r1)
+    mask[rows] = keep[None, :]
+    mask[rows] &= coverage_mask(data[rows])
     return mask if mask.any() else None
 
 
