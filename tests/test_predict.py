@@ -271,3 +271,19 @@ def test_png_with_sidecar_native_grid_and_self_overwrite(tmp_path, sims, pipelin
     np.testing.assert_array_equal(native.bitmask[::4, ::4], from_png.bitmask)
     summary = run_predict([png], tmp_path / "frames", pipeline=pipeline, progress=False)
     assert "would overwrite the input" in summary.failures[0]["reason"]
+
+
+def test_threads_option_sets_torch_threads(tmp_path, sims):
+    import torch
+
+    write_frame(tmp_path / "in" / "f.png", sims[0].frame)
+    before = torch.get_num_threads()
+    try:
+        assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                     "--formats", "fits", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        assert (tmp_path / "out" / "f.xami.fits").is_file()
+    finally:
+        torch.set_num_threads(before)
+    assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "x"),
+                 "--threads", "0"]) == 2

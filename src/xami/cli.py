@@ -237,6 +237,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    "the scheduler at ADDRESS (tcp://host:8786); put it after the inputs")
     d.add_argument("--workers", type=int, default=None,
                    help="local cluster: worker processes, one thread each (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch and ONNX Runtime threads of a local run (default: all cores; Dask "
+                        "workers use one each)")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -260,6 +263,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                            retry_failed=args.retry_failed)
     spec = PipelineSpec(args.detector, args.segmentor, sam_size=args.sam_size,
                         backend=args.backend, conf=args.conf)
+    if args.threads is not None:
+        if args.threads < 1:
+            print("xami predict: error: --threads must be >= 1", file=sys.stderr)
+            return EXIT_USAGE
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.workers is not None and args.dask != LOCAL_CLUSTER:
         print("xami predict: error: --workers sizes a local cluster: use it with --dask and no "
               "ADDRESS", file=sys.stderr)
