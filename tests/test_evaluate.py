@@ -21,10 +21,9 @@ from xami.data.polygons import mask_to_polygons
 from xami.data.records import Annotation, ImageRecord
 from xami.errors import DatasetError
 from xami.eval import evaluate
-from xami.eval.results import decode_rle
 from xami.sim import simulate_image
 from xami.sim.dataset import annotations_of
-from xami.structures import Instances, encode_rle
+from xami.structures import Instances, decode_rle, encode_rle
 
 SIZES = ("small", "medium", "large")
 

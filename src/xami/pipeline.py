@@ -13,13 +13,12 @@ from typing import Any
 import numpy as np
 
 from xami.errors import InputError, NoDetectionsWarning
-from xami.instrument import RELEASED_SIZE
-from xami.io.fits import FITS_SUFFIXES, read_om_image
+from xami.io.fits import is_fits_name, read_om_image
 from xami.io.images import read_frame
 from xami.models.detector import Detector, load_detector
 from xami.models.segmentor import load_segmentor
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
-from xami.preprocess import preprocess_image
+from xami.preprocess import preprocess_om_image
 from xami.structures import Instances
 
 
@@ -39,12 +38,9 @@ def read_input_frame(path: str | os.PathLike[str]) -> np.ndarray:
     numpy.ndarray
         ``uint8 [H, W]``, row 0 at the top.
     """
-    name = str(path).split("[", 1)[0].lower()
-    if not name.endswith(FITS_SUFFIXES):
+    if not is_fits_name(path):
         return read_frame(path)
-    om = read_om_image(path)
-    side = om.data.shape[0]
-    return preprocess_image(om, size=RELEASED_SIZE if side % RELEASED_SIZE == 0 else side).image
+    return preprocess_om_image(read_om_image(path)).image
 
 
 class Pipeline:

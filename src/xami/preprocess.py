@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from xami import __version__
 from xami.errors import FitsError, InputError, XamiError
+from xami.instrument import RELEASED_SIZE
 from xami.io.atomic import write_text_atomic
 from xami.io.fits import OMImage, fits_stem, read_om_image
 from xami.io.images import write_frame
@@ -365,6 +366,24 @@ def preprocess_image(om: OMImage, *, size: int = 512, asinh_a: float | None = No
     wcs = None if om.wcs is None else flip_wcs_rows(rebin_wcs(om.wcs, factor), size)
     return Frame(image=image, wcs=wcs, params=dataclasses.replace(params, factor=factor),
                  source=om.path, header=_kept_cards(om.header), hdu=om.hdu)
+
+
+def preprocess_om_image(om: OMImage) -> Frame:
+    """Preprocess an input image at the size the models take.
+
+    Parameters
+    ----------
+    om : OMImage
+        A square OM image.
+
+    Returns
+    -------
+    Frame
+        `preprocess_image` at the released size (512) when the side is a multiple of it (2048
+        -> 512, as in the paper), at the image's own size otherwise.
+    """
+    side = om.data.shape[0]
+    return preprocess_image(om, size=RELEASED_SIZE if side % RELEASED_SIZE == 0 else side)
 
 
 def _kept_cards(header: fits.Header) -> dict[str, Any]:

@@ -13,6 +13,7 @@ Conventions, stated once for the whole package:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,17 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
         if rows.size:
             boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
     return boxes
+
+
+def decode_rle(segmentation: Mapping[str, Any]) -> np.ndarray:
+    """Boolean ``[H, W]`` mask of a COCO RLE (``counts`` a compressed string or a list of runs)."""
+    height, width = segmentation["size"]
+    counts = segmentation["counts"]
+    if isinstance(counts, str):
+        rle = {"size": [height, width], "counts": counts.encode("ascii")}
+    else:
+        rle = mask_utils.frPyObjects(dict(segmentation), height, width)
+    return mask_utils.decode(rle).astype(bool)
 
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from xami.data.records import Annotation, ImageRecord
 from xami.errors import DatasetError
 from xami.instrument import parse_frame_name
 from xami.io.atomic import write_text_atomic
-from xami.structures import xyxy_to_xywh
+from xami.structures import decode_rle, xyxy_to_xywh
 
 COCO_FILE_NAME = "_annotations.coco.json"
 """Name of the per-split annotation file beside the images (Roboflow export)."""
@@ -242,11 +242,7 @@ def _rle_to_polygons(path: Path, where: str, seg: dict[str, Any],
         raise _fail(path, f"{where}: RLE segmentation needs 'counts' and size "
                           f"[{image.height}, {image.width}], got size {seg.get('size')!r}")
     try:
-        if isinstance(seg["counts"], str):
-            rle = {"size": seg["size"], "counts": seg["counts"].encode("ascii")}
-        else:
-            rle = mask_utils.frPyObjects(seg, image.height, image.width)
-        mask = mask_utils.decode(rle).astype(bool)
+        mask = decode_rle(seg)
     except (TypeError, ValueError, UnicodeError) as err:
         raise _fail(path, f"{where}: RLE segmentation cannot be decoded ({err})") from None
     polygons = mask_to_polygons(mask)

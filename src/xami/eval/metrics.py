@@ -24,9 +24,10 @@ from xami.classes import BY_SHORT, CLASSES
 from xami.data.coco import read_coco
 from xami.data.records import ImageRecord
 from xami.eval.coco import coco_ap
-from xami.eval.results import decode_rle, read_results
+from xami.eval.results import read_results
 from xami.io.atomic import write_text_atomic
 from xami.report.figures import plot_iou_cdf, plot_per_class_ap
+from xami.structures import decode_rle
 from xami.train.matching import hungarian_match, mask_iou_matrix
 
 PR_IOUS = (0.5, 0.2)

@@ -9,9 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pycocotools import mask as mask_utils
-
 from xami.classes import BY_COCO_ID
 from xami.errors import DatasetError
 
@@ -54,17 +51,6 @@ def read_results(predictions: str | os.PathLike[str] | Sequence[Mapping[str, Any
     if not isinstance(items, list | tuple):
         raise DatasetError(path, f"results must be a list of objects, got {type(items).__name__}")
     return [_entry(path, i, item, image_sizes) for i, item in enumerate(items)]
-
-
-def decode_rle(segmentation: Mapping[str, Any]) -> np.ndarray:
-    """Boolean ``[H, W]`` mask of a validated RLE (see `read_results`)."""
-    height, width = segmentation["size"]
-    counts = segmentation["counts"]
-    if isinstance(counts, str):
-        rle = {"size": [height, width], "counts": counts.encode("ascii")}
-    else:
-        rle = mask_utils.frPyObjects(dict(segmentation), height, width)
-    return mask_utils.decode(rle).astype(bool)
 
 
 def _load_list(path: Path) -> Any:

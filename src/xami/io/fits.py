@@ -92,6 +92,11 @@ def split_selector(spec: str | os.PathLike[str]) -> tuple[str, HduSelector | Non
     return match["path"], int(text) if text.isdigit() else text.upper()
 
 
+def is_fits_name(path: str | os.PathLike[str]) -> bool:
+    """Whether a path (``[HDU]`` selector allowed) has a FITS ending (`FITS_SUFFIXES`)."""
+    return split_selector(path)[0].lower().endswith(FITS_SUFFIXES)
+
+
 def fits_stem(path: str | os.PathLike[str]) -> str:
     """File name without directory, ``[HDU]`` selector and FITS endings.
 

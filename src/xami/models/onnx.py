@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
 import os
 import tempfile
 import warnings
@@ -42,7 +41,7 @@ import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 from torch import nn
 
 from xami.errors import CheckpointError, InputError
-from xami.io.atomic import atomic_path
+from xami.io.atomic import atomic_path, file_sha256
 from xami.models.sam import SAM_PATCH_SIZE, load_sam_state
 from xami.models.segmentor import QUANTIZATIONS, Segmentor, SegmentorConfig, build_segmentor
 from xami.models.ultralytics_setup import cache_dir
@@ -358,11 +357,7 @@ def _from_files(paths: dict[str, Path], config: SegmentorConfig,
 
 def file_key(path: str | os.PathLike[str]) -> str:
     """The first 16 hex digits of a file's SHA-256: the cache key of what is derived from it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(functools.partial(f.read, 1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def cache_folder(source: str | os.PathLike[str], names: list[str]) -> Path:

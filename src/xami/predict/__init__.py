@@ -6,7 +6,7 @@
 """
 
 from xami.predict.cluster import dask_client
-from xami.predict.inputs import MASK_GRIDS, expand_inputs, input_name, load_input
+from xami.predict.inputs import MASK_GRIDS, expand_inputs, load_input
 from xami.predict.records import FORMATS, write_manifest
 from xami.predict.run import PredictConfig, RunSummary, process_image, provenance, run_predict
 
@@ -17,7 +17,6 @@ __all__ = [
     "RunSummary",
     "dask_client",
     "expand_inputs",
-    "input_name",
     "load_input",
     "process_image",
     "provenance",

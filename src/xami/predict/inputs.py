@@ -13,10 +13,9 @@ import numpy as np
 
 from xami.data.yolo import IMAGE_SUFFIXES
 from xami.errors import InputError
-from xami.instrument import RELEASED_SIZE
-from xami.io.fits import FITS_SUFFIXES, fits_stem, read_om_image, split_selector
+from xami.io.fits import FITS_SUFFIXES, is_fits_name, read_om_image, split_selector
 from xami.io.images import read_frame
-from xami.preprocess import KEPT_CARDS, flip_wcs_rows, preprocess_image, read_sidecar, rebin_wcs
+from xami.preprocess import flip_wcs_rows, preprocess_om_image, read_sidecar, rebin_wcs
 from xami.products import MaskGrid
 
 if TYPE_CHECKING:
@@ -84,19 +83,6 @@ def _read_list(path: Path) -> list[str]:
             for e in entries if e and not e.startswith("#")]
 
 
-def input_name(spec: str) -> str:
-    """Output ``NAME`` of an input: the file name without FITS or image endings."""
-    base = Path(split_selector(spec)[0]).name
-    if base.lower().endswith(FITS_SUFFIXES):
-        return fits_stem(spec)
-    return Path(base).stem
-
-
-def is_fits(spec: str) -> bool:
-    """Whether an input spec names a FITS file."""
-    return split_selector(spec)[0].lower().endswith(FITS_SUFFIXES)
-
-
 @dataclass(frozen=True)
 class LoadedInput:
     """An input image ready for the models, with what its products need."""
@@ -130,7 +116,7 @@ def load_input(spec: str, *, mask_grid: str = "frame") -> LoadedInput:
     xami.errors.XamiError
         The file cannot be read (the message names the file and the problem).
     """
-    if not is_fits(spec):
+    if not is_fits_name(spec):
         frame = read_frame(spec)
         sidecar_path = Path(spec).with_suffix(".json")
         if not sidecar_path.is_file():
@@ -141,12 +127,10 @@ def load_input(spec: str, *, mask_grid: str = "frame") -> LoadedInput:
         cards = {"SRCFILE": Path(spec).name, **_stretch_cards(stretch), **sidecar.get("header", {})}
         return LoadedInput(frame, MaskGrid(1, grid_wcs, int(stretch.get("factor", 1))), cards)
     om = read_om_image(spec)
-    side = om.data.shape[0]
-    frame = preprocess_image(om, size=RELEASED_SIZE if side % RELEASED_SIZE == 0 else side)
+    frame = preprocess_om_image(om)
     factor = frame.params.factor
     cards = {"SRCFILE": Path(om.path).name, "SRCHDU": str(om.hdu),
-             **_stretch_cards(asdict(frame.params)),
-             **{k: om.header[k] for k in KEPT_CARDS if k in om.header}}
+             **_stretch_cards(asdict(frame.params)), **frame.header}
     if mask_grid == "native":
         grid = MaskGrid(factor, om.wcs, 1)
     else:

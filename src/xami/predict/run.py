@@ -14,7 +14,6 @@ workers, which write into the run folder themselves (`process_image` in both cas
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shlex
@@ -35,12 +34,12 @@ from xami import __version__
 from xami.classes import BY_COCO_ID, CLASSES
 from xami.data.coco import read_coco
 from xami.errors import InputError, NoDetectionsWarning, XamiError
-from xami.io.atomic import write_text_atomic
-from xami.io.fits import split_selector
+from xami.io.atomic import file_sha256, write_text_atomic
+from xami.io.fits import fits_stem, split_selector
 from xami.models.detector import BUNDLED_DETECTOR
 from xami.pipeline import Pipeline, PipelineSpec, cached_pipeline
 from xami.predict.cluster import _dask_results
-from xami.predict.inputs import MASK_GRIDS, expand_inputs, input_name, load_input
+from xami.predict.inputs import MASK_GRIDS, expand_inputs, load_input
 from xami.predict.records import (
     FORMATS,
     LOCAL_WORKER,
@@ -56,8 +55,6 @@ from xami.report.overlay import render_overlay, write_png
 
 if TYPE_CHECKING:
     from distributed import Client
-
-
 
 
 @dataclass(frozen=True)
@@ -119,24 +116,25 @@ class RunSummary:
     def __post_init__(self) -> None:
         self.failures = [r for r in self.records if r["status"] == "failed"]
 
+    def instance_counts(self) -> dict[str, int]:
+        """Instances found per class name, every class listed."""
+        counts = Counter(i["class"] for r in self.records for i in r["instances"])
+        return {c.name: counts[c.name] for c in CLASSES}
+
+    def seconds_per_image(self) -> float | None:
+        """Mean seconds of the images done (None when none is)."""
+        done = [r["seconds"] for r in self.records if r["status"] == "done"]
+        return float(np.mean(done)) if done else None
+
     def line(self) -> str:
         """One summary line: images, instances per class, failures, seconds per image."""
-        counts = Counter(i["class"] for r in self.records for i in r["instances"])
+        counts = self.instance_counts()
         done = len(self.records) - len(self.failures)
         per_class = " ".join(f"{c.short} {counts[c.name]}" for c in CLASSES)
-        timed = [r["seconds"] for r in self.records if r["status"] == "done" and r["seconds"]]
-        per_image = f"{np.mean(timed):.2f} s/image" if timed else "no image processed"
+        seconds = self.seconds_per_image()
+        per_image = "no image processed" if seconds is None else f"{seconds:.2f} s/image"
         return (f"{len(self.records)} images ({done} done, {len(self.failures)} failed); "
                 f"instances: {per_class}; {per_image}")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def provenance(pipeline: Pipeline | PipelineSpec) -> dict[str, Any]:
@@ -234,7 +232,7 @@ def process_image(spec: str, name: str, pipeline: Pipeline | PipelineSpec, out_d
     Parameters
     ----------
     spec, name : str
-        Input file and its output ``NAME`` (`input_name`).
+        Input file and its output ``NAME`` (`xami.io.fits.fits_stem`).
     pipeline : Pipeline or PipelineSpec
         The models, or their settings (built once per process and thread, `cached_pipeline`,
         and only when the image needs predicting).
@@ -352,7 +350,7 @@ def _plan(specs: list[str]) -> tuple[list[dict[str, Any]], list[tuple[int, str, 
     todo: list[tuple[int, str, str]] = []
     names: dict[str, str] = {}
     for i, spec in enumerate(specs):
-        name = input_name(spec)
+        name = fits_stem(spec)
         if name in names:
             records[i] = _failed(spec, name, f"output name {name!r} already used by {names[name]}")
         else:
@@ -401,17 +399,14 @@ def _coco_results(records: list[dict[str, Any]], gt_ids: dict[str, int] | None
 
 def _run_json(summary: RunSummary, prov: dict[str, Any]) -> dict[str, Any]:
     """The ``run.json`` document."""
-    counts = Counter(i["class"] for r in summary.records for i in r["instances"])
-    done = [r for r in summary.records if r["status"] == "done"]
     return {
         "xami_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["xami", *sys.argv[1:]]) if sys.argv else "",
         **prov,
         "images": [{k: v for k, v in r.items() if k != "coco"} for r in summary.records],
-        "summary": {"images": len(summary.records), "done": len(done),
-                    "failed": len(summary.failures),
-                    "instances": {c.name: counts[c.name] for c in CLASSES},
-                    "seconds_per_image": float(np.mean([r["seconds"] for r in done]))
-                    if done else None},
+        "summary": {"images": len(summary.records),
+                    "done": len(summary.records) - len(summary.failures),
+                    "failed": len(summary.failures), "instances": summary.instance_counts(),
+                    "seconds_per_image": summary.seconds_per_image()},
     }
