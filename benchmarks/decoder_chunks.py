@@ -25,7 +25,7 @@ import torch
 
 from xami.models.segmentor import Segmentor, SegmentorConfig, build_segmentor
 
-CHUNK_SIZES = (1, 2, 3, 5, 8, 20)
+CHUNK_SIZES = (1, 2, 3, 5, 8, 10, 20)
 SAM_SIZES = (512, 1024)
 N_BOXES = 20
 IMAGE_SIZE = (512, 512)

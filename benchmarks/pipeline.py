@@ -50,6 +50,7 @@ from xami.errors import NoDetectionsWarning
 from xami.eval import coco_ap
 from xami.io.images import read_frame, write_frame
 from xami.models.detector import BUNDLED_DETECTOR, load_detector
+from xami.models.sam import build_sam_vit_t, load_sam_state, read_checkpoint
 from xami.models.segmentor import BACKENDS, SegmentorConfig, build_segmentor, load_segmentor
 from xami.postprocess import apply_faint_rule, apply_streak_fit
 from xami.products import MaskGrid, write_mask_fits, write_regions
@@ -88,6 +89,11 @@ def _peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _paper_sam(checkpoint: Path) -> torch.nn.Module:
+    """MobileSAM as the authors build it: ultralytics' modules, contiguous weights, eval mode."""
+    return load_sam_state(build_sam_vit_t(), read_checkpoint(checkpoint)[0], checkpoint)
 
 
 class PaperBaseline:
@@ -298,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.save(build_segmentor(SegmentorConfig(sam_size=1024)).checkpoint(), checkpoint)
         detector = load_detector()
         modes: dict[str, Callable[[], Callable[[Path, dict[str, float]], Instances]]] = {
-            "a_paper": lambda: PaperBaseline(BUNDLED_DETECTOR, load_segmentor(checkpoint).model),
+            "a_paper": lambda: PaperBaseline(BUNDLED_DETECTOR, _paper_sam(checkpoint)),
             "b_xami_1024": lambda: XamiMode(detector, load_segmentor(checkpoint), tmp / "b"),
         }
         if "onnx" in BACKENDS:

@@ -14,6 +14,7 @@ from xami.errors import CheckpointError, InputError
 from xami.models.sam import (
     SAM_REGISTRY,
     build_sam,
+    decode_boxes,
     load_sam_state,
     read_checkpoint,
     resized_shape,
@@ -225,3 +226,32 @@ def test_logits_equal_ultralytics_sam(official, xami_frame, sam_size, shape):
     assert float((logits - expected_logits).abs().max()) < 1e-4
     assert float((iou - expected_iou).abs().max()) < 1e-4
     assert logits.abs().max() > 1  # not trivially equal
+
+
+def test_shared_decoder_equals_ultralytics_values_and_gradients(official):
+    """`decode_boxes` (image side shared over the boxes) is SAM's decoder: same four masks and
+    IoUs as ultralytics' ``MaskDecoder.predict_masks`` and the same gradients for training."""
+    model = build_sam("vit_t", img_size=512)
+    load_sam_state(model, official[1])
+    embeddings = torch.randn(1, 256, 32, 32, generator=torch.Generator().manual_seed(2))
+    boxes = torch.tensor([[10.0, 20, 200, 220], [300, 0, 320, 511], [0, 0, 511, 511]])
+
+    def reference() -> tuple[torch.Tensor, torch.Tensor]:
+        sparse, dense = model.prompt_encoder(points=None, boxes=boxes, masks=None)
+        return model.mask_decoder.predict_masks(
+            image_embeddings=embeddings, image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense)
+
+    results = []
+    for decode in (reference, lambda: decode_boxes(model, embeddings, boxes)):
+        model.zero_grad()
+        masks, iou = decode()
+        (masks.square().mean() + iou.sum()).backward()
+        grads = {n: p.grad.clone() for n, p in model.mask_decoder.named_parameters()}
+        results.append((masks.detach(), iou.detach(), grads))
+    (masks, iou, grads), (shared_masks, shared_iou, shared_grads) = results
+    assert shared_masks.shape == (3, 4, 128, 128) and shared_iou.shape == (3, 4)
+    assert float((shared_masks - masks).abs().max()) < 1e-4 < float(masks.abs().max())
+    assert float((shared_iou - iou).abs().max()) < 1e-5
+    for name, grad in grads.items():
+        assert torch.allclose(shared_grads[name], grad, rtol=1e-3, atol=1e-6), name

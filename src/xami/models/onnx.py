@@ -37,12 +37,11 @@ from typing import Any
 
 import onnxruntime as ort
 import torch
-import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 from torch import nn
 
 from xami.errors import CheckpointError, InputError
 from xami.io.atomic import atomic_path, file_sha256
-from xami.models.sam import SAM_PATCH_SIZE, load_sam_state
+from xami.models.sam import SAM_PATCH_SIZE, decode_boxes, layer_norm_2d, load_sam_state
 from xami.models.segmentor import QUANTIZATIONS, Segmentor, SegmentorConfig, build_segmentor
 from xami.models.ultralytics_setup import cache_dir
 
@@ -93,12 +92,11 @@ class OnnxSegmentor(Segmentor):
 
     def _decode_masks(self, embeddings: torch.Tensor,
                       boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ONNX decoder's four outputs, sliced as SAM's ``MaskDecoder.forward`` does."""
+        """The ONNX decoder's four masks and IoUs per box."""
         masks, iou_pred = self.decoder.run(None, {
             "embeddings": embeddings.detach().cpu().numpy(),
             "boxes": boxes.detach().cpu().numpy()})
-        keep = slice(1, None) if self.config.multimask else slice(0, 1)
-        return torch.from_numpy(masks[:, keep]), torch.from_numpy(iou_pred[:, keep])
+        return torch.from_numpy(masks), torch.from_numpy(iou_pred)
 
 
 class _BoxDecoder(nn.Module):
@@ -106,22 +104,12 @@ class _BoxDecoder(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.prompt_encoder = model.prompt_encoder
-        self.mask_decoder = model.mask_decoder
+        self.model = model
 
     def forward(self, embeddings: torch.Tensor,
                 boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[1, 256, e, e]`` and ``[N, 4]`` prompt boxes -> ``[N, 4, 4e, 4e]``, ``[N, 4]``."""
-        sparse, dense = self.prompt_encoder(points=None, boxes=boxes, masks=None)
-        return self.mask_decoder.predict_masks(
-            image_embeddings=embeddings, image_pe=self.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense)
-
-
-def _layer_norm_2d(layer: nn.Module, channels: int, x: torch.Tensor) -> torch.Tensor:
-    """ultralytics' ``LayerNorm2d.forward`` with the channel count as a constant."""
-    return F.layer_norm(x.permute(0, 2, 3, 1), (channels,), layer.weight, layer.bias,
-                        layer.eps).permute(0, 3, 1, 2)
+        return decode_boxes(self.model, embeddings, boxes)
 
 
 def _traceable(module: nn.Module) -> nn.Module:
@@ -136,7 +124,7 @@ def _traceable(module: nn.Module) -> nn.Module:
     module = copy.deepcopy(module)
     for layer in module.modules():
         if isinstance(layer, LayerNorm2d):
-            layer.forward = functools.partial(_layer_norm_2d, layer, layer.weight.shape[0])
+            layer.forward = functools.partial(layer_norm_2d, layer)
     return module
 
 

@@ -30,6 +30,7 @@ from xami.models.sam import (
     LOW_RES_FACTOR,
     SAM_PATCH_SIZE,
     build_sam,
+    decode_boxes,
     load_sam_state,
     read_checkpoint,
     resized_shape,
@@ -58,13 +59,11 @@ class SegmentorConfig:
         Predict SAM's three masks per box and keep the one with the highest predicted IoU
         (paper / authors' code: True); False uses SAM's single-mask output.
     chunk_size : int
-        Boxes per mask-decoder call; 3, the fastest over both sizes, measured with
-        ``benchmarks/decoder_chunks.py`` (20 boxes, 2-core CPU, ``benchmarks/results/``):
-        at 1024 the cost per box grows with the batch (1 thread, CPU ms/box: chunks of
-        1/2/3/5/8/20 = 178/185/181/186/203/227; 2 threads, best of 7: 96/99/102/110/122/130),
-        at 512 it shrinks slightly (1 thread: 52/51/49/48/46/48). Chunks of 3 are within
-        2-7% of the fastest at both sizes; chunks of 1 lose 12-20% at 512, one call of 20
-        loses 28-36% at 1024.
+        Boxes per mask-decoder call (`xami.models.sam.decode_boxes`, whose image-side work is
+        shared by the boxes of a call); 5, measured with ``benchmarks/decoder_chunks.py`` (20
+        boxes, 2-core CPU, 2 threads, best of 5, ms per box for chunks of 1/2/3/5/8/10/20): at
+        1024 55/48/45/46/49/49/49, at 512 17/13/12/11/11/11/11. Chunks of 5 are within 2% of
+        the fastest at both sizes; chunks of 1 lose 20-55%.
     mask_threshold : float
         Logit above which a pixel is in the mask (SAM and the authors: 0.0).
     """
@@ -72,7 +71,7 @@ class SegmentorConfig:
     model_type: str = "vit_t"
     sam_size: int = 1024
     multimask: bool = True
-    chunk_size: int = 3
+    chunk_size: int = 5
     mask_threshold: float = 0.0
 
     def __post_init__(self) -> None:
@@ -323,25 +322,23 @@ class Segmentor:
 
     def _encode(self, prepared: torch.Tensor) -> torch.Tensor:
         """The image encoder on validated ``[B, 3, S, S]`` inputs (the backend's seam)."""
-        return self.model.image_encoder(prepared.to(self._device()))
+        x = prepared.to(self._device(), memory_format=torch.channels_last)
+        return self.model.image_encoder(x).contiguous()
 
     def _decode_chunk(self, embeddings: torch.Tensor,
                       boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One decoder call on a chunk of boxes; keep the mask with the highest IoU."""
         masks, iou_pred = self._decode_masks(embeddings, boxes)
+        keep = slice(1, None) if self.config.multimask else slice(0, 1)
+        masks, iou_pred = masks[:, keep], iou_pred[:, keep]
         best = iou_pred.argmax(dim=1)
         rows = torch.arange(len(boxes), device=boxes.device)
         return masks[rows, best], iou_pred[rows, best]
 
     def _decode_masks(self, embeddings: torch.Tensor,
                       boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompt encoder + mask decoder: SAM's 3 masks and IoUs per box (1 without multimask)."""
-        prompt_encoder = self.model.prompt_encoder
-        sparse, dense = prompt_encoder(points=None, boxes=boxes, masks=None)
-        return self.model.mask_decoder(
-            image_embeddings=embeddings, image_pe=prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-            multimask_output=self.config.multimask)
+        """Prompt encoder + mask decoder: SAM's four masks and IoUs per box (the backend's seam)."""
+        return decode_boxes(self.model, embeddings, boxes)
 
     def _check_embeddings(self, embeddings: torch.Tensor) -> None:
         """Decoding takes one image's embeddings at this segmentor's size."""
