@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 IN_FLIGHT_PER_THREAD = 4
 """Dask: images submitted and not yet finished per worker thread (enough to keep it busy)."""
 
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask settings of the local cluster's workers: glibc's own malloc trim threshold instead of
+Dask's 64 KiB, which returns every freed tensor to the kernel and makes the detector 1.4x slower
+(127 -> 188 ms per 512 frame on one thread, measured). Workers keep Dask's one OpenMP thread."""
+
 
 @contextlib.contextmanager
 def dask_client(address: str | None = None, *, workers: int | None = None,
@@ -52,6 +57,7 @@ def dask_client(address: str | None = None, *, workers: int | None = None,
     >>> with dask_client(workers=2) as client:  # doctest: +SKIP
     ...     summary = run_predict(["obs/"], "run", pipeline=PipelineSpec(), client=client)
     """
+    import dask
     from distributed import Client, LocalCluster
 
     if workers is not None and (address is not None or workers < 1):
@@ -61,7 +67,8 @@ def dask_client(address: str | None = None, *, workers: int | None = None,
         with Client(address) as client:
             yield client
         return
-    with (LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+    with (dask.config.set(WORKER_CONFIG),
+          LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                        processes=True, dashboard_address=dashboard_address) as cluster,
           Client(cluster) as client):
         yield client

@@ -56,14 +56,16 @@ def render_overlay(frame: np.ndarray, masks: np.ndarray, labels: Sequence[int] |
     """
     masks, labels = _check(frame, masks, labels, scores, alpha)
     rgb = np.repeat(frame[..., None].astype(np.float64), 3, axis=2)
-    for mask, label in zip(masks, labels, strict=True):
-        rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * np.array(BY_COCO_ID[label].colour)
+    # each mask's box and a margin: blending and erosion there are those of the whole frame
+    windows = [(slice(max(y0 - 1, 0), y1 + 1), slice(max(x0 - 1, 0), x1 + 1))
+               for x0, y0, x1, y1 in masks_to_boxes(masks).astype(int)]
+    for window, mask, label in zip(windows, masks, labels, strict=True):
+        part, inside = rgb[window], mask[window]
+        part[inside] = (1.0 - alpha) * part[inside] + alpha * np.array(BY_COCO_ID[label].colour)
     out = np.rint(rgb).astype(np.uint8)
     if outline:
-        for box, mask, label in zip(masks_to_boxes(masks).astype(int), masks, labels,
-                                    strict=True):
-            window = (slice(max(box[1] - 1, 0), box[3] + 1), slice(max(box[0] - 1, 0), box[2] + 1))
-            part = mask[window]  # the mask's box and a margin: erosion there is the same
+        for window, mask, label in zip(windows, masks, labels, strict=True):
+            part = mask[window]
             out[window][part & ~ndimage.binary_erosion(part)] = BY_COCO_ID[label].colour
     if text and len(masks):
         out = _draw_labels(out, masks, labels, scores)
