@@ -14,7 +14,13 @@ import torch
 
 from xami.errors import CheckpointError, InputError
 from xami.models.detector import BUNDLED_DETECTOR, load_detector
-from xami.models.onnx import OnnxSegmentor, cache_folder, file_key, onnx_segmentor
+from xami.models.onnx import (
+    GRAPH_VERSION,
+    OnnxSegmentor,
+    cache_folder,
+    file_key,
+    onnx_segmentor,
+)
 from xami.models.segmentor import Segmentor, SegmentorConfig, build_segmentor, load_segmentor
 from xami.sim import simulate_image
 
@@ -128,7 +134,7 @@ def test_load_segmentor_exports_once_and_keys_the_cache(checkpoint256, tmp_path)
     shutil.copyfile(checkpoint256, checkpoint)
     first = load_segmentor(checkpoint, sam_size=256, backend="onnx")
     exported = mtimes(tmp_path)
-    prefix = f"xami_sam.pth.{file_key(checkpoint)}.sam256"
+    prefix = f"xami_sam.pth.{file_key(checkpoint)}.sam256.g{GRAPH_VERSION}"
     assert sorted(exported) == [f"{prefix}.decoder.onnx", f"{prefix}.encoder.onnx"]
     second = load_segmentor(checkpoint, sam_size=256, backend="onnx")
     assert mtimes(tmp_path) == exported  # reused, not exported again
@@ -153,7 +159,7 @@ def test_int8_encoder_is_quantised_from_the_cached_one(checkpoint256):
     int8 = load_segmentor(checkpoint256, sam_size=256, backend="onnx", quantize="int8")
     after = mtimes(checkpoint256.parent)
     added = set(after) - set(before)
-    assert len(added) == 1 and added.pop().endswith(".sam256.encoder.int8.onnx")
+    assert len(added) == 1 and added.pop().endswith(f".sam256.g{GRAPH_VERSION}.encoder.int8.onnx")
     assert all(after[name] == t for name, t in before.items())
     prepared = fp32.prepare(frame_512())
     reference, quantised = fp32.embed(prepared), int8.embed(prepared)

@@ -15,12 +15,12 @@ weights; convolutions stay fp32). Measured with random weights on a 2-core AVX2 
 by at most 0.007 / 0.009 (median 0.0006 / 0.0008), 99.2% / 98.9% of mask pixels unchanged,
 masks' IoU with the fp32 ones >= 0.96; the encoder only 5-10% faster than fp32 ONNX Runtime.
 
-Cached files are named ``<checkpoint name>.<SHA-256 prefix of the checkpoint>.sam<S>.<part>.onnx``
-and written atomically beside the checkpoint, or under ``$XAMI_CACHE_DIR/onnx`` (default
-``~/.cache/xami/onnx``) when that folder is read-only. A changed checkpoint or ``sam_size`` gives
-new names, so stale files are never used. A cached file that ONNX Runtime cannot load (it was
-not written by xami: writes are atomic) raises `xami.errors.CheckpointError` naming it; delete it
-to export it again.
+Cached files are named ``<checkpoint name>.<SHA-256 prefix>.sam<S>.g<G>.<part>.onnx`` (``G``:
+`GRAPH_VERSION`) and written atomically beside the checkpoint, or under ``$XAMI_CACHE_DIR/onnx``
+(default ``~/.cache/xami/onnx``) when that folder is read-only. A changed checkpoint, ``sam_size``
+or graph gives new names, so stale files are never used. A cached file that ONNX Runtime cannot
+load (it was not written by xami: writes are atomic) raises `xami.errors.CheckpointError` naming
+it; delete it to export it again.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from xami.models.segmentor import QUANTIZATIONS, Segmentor, SegmentorConfig, bui
 from xami.models.ultralytics_setup import cache_dir
 
 ONNX_OPSET = 17
+GRAPH_VERSION = 2
+"""Raised whenever the exported graphs change, so that no cache holds an older graph."""
 PARTS = ("encoder", "decoder")
 
 
@@ -276,7 +278,7 @@ def onnx_segmentor(segmentor: Segmentor, folder: str | os.PathLike[str], *,
     >>> fast = onnx_segmentor(segmentor, "onnx")  # doctest: +SKIP
     """
     _check_quantize(quantize)
-    paths = _paths(Path(folder), f"sam{segmentor.config.sam_size}", quantize)
+    paths = _paths(Path(folder), f"sam{segmentor.config.sam_size}.g{GRAPH_VERSION}", quantize)
     export_sam(segmentor.model, segmentor.config.sam_size, paths["encoder"], paths["decoder"])
     if quantize is not None:
         quantize_int8(paths["encoder"], paths[quantize])
@@ -311,7 +313,7 @@ def cached_onnx_segmentor(checkpoint: str | os.PathLike[str], config: SegmentorC
     """
     _check_quantize(quantize)
     checkpoint = Path(checkpoint)
-    prefix = f"{checkpoint.name}.{file_key(checkpoint)}.sam{config.sam_size}"
+    prefix = f"{checkpoint.name}.{file_key(checkpoint)}.sam{config.sam_size}.g{GRAPH_VERSION}"
     names = [path.name for path in _paths(Path(), prefix, quantize).values()]
     paths = _paths(cache_folder(checkpoint, names), prefix, quantize)
     if not (paths["encoder"].is_file() and paths["decoder"].is_file()):
