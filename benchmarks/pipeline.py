@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/pipeline.py [--n 12] [--repeats 1] [--threads 2]
+    python benchmarks/pipeline.py [--n 12] [--repeats 2] [--threads 2] [--predict-n 60]
 
 Writes ``benchmarks/results/pipeline.json`` and ``benchmarks/results/pipeline.md`` (the README's
 table).
@@ -20,11 +20,18 @@ detector's boxes:
 - ``d_xami_native_512``: xami's native mode, the encoder on the 512 frame;
 - ``e_detector_only``: the bundled default, detector only, with every output file written.
 
-Per mode: median and spread of seconds per image per stage (read, preprocess, detector, encoder,
-decoder, post-process, write), images per second end to end (without and with writing the per-image
-outputs: FITS mask, DS9 regions, PNG overlay), peak RSS, the encoder's achieved GFLOP/s, the time as
-a multiple of the fp32 FLOP floor (157 GFLOP/s), and the agreement of the masks with mode ``a``
-(identical pixels, and mask AP50/AP of the mode's masks with ``a``'s as the ground truth).
+Each mode is built and warmed up on one frame; then the modes take turns on each frame
+(``--repeats`` passes), so that drift of the machine's speed falls on all of them alike. Per mode:
+median and spread of seconds per image per stage (read, preprocess, detector, encoder, decoder,
+post-process, write), images per second end to end (without and with writing the per-image
+outputs: FITS mask, DS9 regions, PNG overlay), the memory the mode adds at its peak (models,
+sessions, activations), the encoder's achieved GFLOP/s, the time as a multiple of the fp32 FLOP
+floor (157 GFLOP/s), and the agreement of the masks with mode ``a`` (identical pixels, and mask
+AP50/AP of the mode's masks with ``a``'s as the ground truth).
+
+Last, the bundled default end to end as a user runs it over many frames: ``xami predict FRAMES
+--out RUN --dask --workers N`` (one process per core; `run_predict` with every output, records,
+COCO file and manifest), with each backend, on ``--predict-n`` more frames.
 """
 
 from __future__ import annotations
@@ -200,34 +207,61 @@ class XamiMode:
         return raw
 
 
-def _run(mode: Callable[[Path, dict[str, float]], Instances], frames: list[Path],
-         repeats: int) -> tuple[list[Instances], dict[str, Any]]:
-    """Warm up on one frame, then time every frame ``repeats`` times."""
-    mode(frames[0], {})
+Mode = Callable[[Path, dict[str, float]], Instances]
+
+
+def _rss_mb() -> float:
+    """Current RSS of this process, MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _build(make: Callable[[], Mode], frame: Path) -> tuple[Mode, float]:
+    """Build a mode and warm it up on one frame; the memory it added at its peak (MiB)."""
+    before = _rss_mb()
     _reset_peak_rss()
-    per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
-    totals, compute, outputs = [], [], []
-    for _ in range(repeats):
-        outputs = []
+    mode = make()
+    mode(frame, {})
+    return mode, _peak_rss_mb() - before
+
+
+def _run_interleaved(modes: dict[str, Mode], frames: list[Path], repeats: int
+                     ) -> tuple[dict[str, list[Instances]], dict[str, dict[str, Any]]]:
+    """Time every mode on every frame, the modes in turn on each frame (``repeats`` passes).
+
+    Interleaving puts any drift of the machine's speed (other load, clocks) on every mode alike.
+    """
+    times: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
+    outputs: dict[str, list[Instances]] = {name: [] for name in modes}
+    for round_ in range(repeats):
         for path in frames:
-            times: dict[str, float] = {}
-            start = time.perf_counter()
-            outputs.append(mode(path, times))
-            totals.append(time.perf_counter() - start)
-            compute.append(totals[-1] - times.get("write", 0.0))
-            for stage in STAGES:
-                per_stage[stage].append(times.get(stage, 0.0))
-    stats = {
+            for name, mode in modes.items():
+                stage_times: dict[str, float] = {}
+                start = time.perf_counter()
+                found = mode(path, stage_times)
+                stage_times["total"] = time.perf_counter() - start
+                times[name].append(stage_times)
+                if round_ == 0:
+                    outputs[name].append(found)
+    return outputs, {name: _stats(rows, outputs[name]) for name, rows in times.items()}
+
+
+def _stats(rows: list[dict[str, float]], outputs: list[Instances]) -> dict[str, Any]:
+    """Median and spread per stage, images per second with and without the writing."""
+    totals = np.array([r["total"] for r in rows])
+    compute = totals - np.array([r.get("write", 0.0) for r in rows])
+    per_stage = {s: [r.get(s, 0.0) for r in rows] for s in STAGES}
+    return {
         "stages": {s: {"median": float(np.median(v)), "p10": float(np.percentile(v, 10)),
                        "p90": float(np.percentile(v, 90))} for s, v in per_stage.items()},
         "seconds_per_image": float(np.median(totals)),
         "seconds_per_image_without_writing": float(np.median(compute)),
-        "images_per_second": len(totals) / float(np.sum(totals)),
-        "images_per_second_without_writing": len(compute) / float(np.sum(compute)),
-        "peak_rss_mb": _peak_rss_mb(),
+        "images_per_second": len(totals) / float(totals.sum()),
+        "images_per_second_without_writing": len(compute) / float(compute.sum()),
         "boxes_per_image": float(np.mean([len(o) for o in outputs])),
     }
-    return outputs, stats
 
 
 def _warm_worker(spec: PipelineSpec, frame: str) -> int:
@@ -294,7 +328,7 @@ def _floor_gflop(mode: str, boxes: float) -> float:
 def _markdown(report: dict[str, Any]) -> str:
     """The README's table."""
     head = ("| mode | s / image | images / s | vs a | with outputs: images / s | encoder s | "
-            "encoder GFLOP/s | x FLOP floor | identical px vs a | mask AP50 vs a | peak RSS MB |\n"
+            "encoder GFLOP/s | x FLOP floor | identical px vs a | mask AP50 vs a | added RSS MB |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|\n")
     base = report["modes"]["a_paper"]["images_per_second_without_writing"]
     rows = []
@@ -306,15 +340,18 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{m['images_per_second']:.2f} | {m['stages']['encoder']['median']:.3f} | "
             f"{m.get('encoder_gflops', float('nan')):.0f} | {m['x_flop_floor']:.1f} | "
             f"{m.get('identical_pixels', 1.0):.4f} | {m.get('mask_AP50_vs_a', 1.0):.3f} | "
-            f"{m['peak_rss_mb']:.0f} |")
-    return head + "\n".join(rows) + "\n"
+            f"{m['added_peak_rss_mb']:.0f} |")
+    runs = [f"- `xami predict --backend {r['backend']} --dask --workers {r['workers']}` on "
+            f"{r['images']} frames, every output: **{r['images_per_second']:.2f} images/s**"
+            for key, r in report.items() if key.startswith("xami_predict_")]
+    return head + "\n".join(rows) + "\n\n" + "\n".join(runs) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Time every mode and write the JSON and Markdown results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=12, help="images (default 12)")
-    parser.add_argument("--repeats", type=int, default=1, help="passes over the images")
+    parser.add_argument("--repeats", type=int, default=2, help="passes over the images")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--predict-n", type=int, default=60,
                         help="frames of the end-to-end `xami predict` runs (default 60)")
@@ -336,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         torch.save(build_segmentor(SegmentorConfig(sam_size=1024)).checkpoint(), checkpoint)
         detector = load_detector()
-        modes: dict[str, Callable[[], Callable[[Path, dict[str, float]], Instances]]] = {
+        modes: dict[str, Callable[[], Mode]] = {
             "a_paper": lambda: PaperBaseline(BUNDLED_DETECTOR, _paper_sam(checkpoint)),
             "b_xami_1024": lambda: XamiMode(detector, load_segmentor(checkpoint), tmp / "b"),
         }
@@ -347,11 +384,15 @@ def main(argv: list[str] | None = None) -> int:
         modes["d_xami_native_512"] = lambda: XamiMode(
             detector, load_segmentor(checkpoint, sam_size=512), tmp / "d")
         modes["e_detector_only"] = lambda: XamiMode(detector, None, tmp / "e")
-        outputs: dict[str, list[Instances]] = {}
+        built, memory = {}, {}
         for name, make in modes.items():
             (tmp / name[0]).mkdir(exist_ok=True)
             with torch.inference_mode():
-                outputs[name], stats = _run(make(), frames, args.repeats)
+                built[name], memory[name] = _build(make, frames[0])
+        with torch.inference_mode():
+            outputs, all_stats = _run_interleaved(built, frames, args.repeats)
+        for name, stats in all_stats.items():
+            stats["added_peak_rss_mb"] = memory[name]
             encoder = stats["stages"]["encoder"]["median"]
             size = 512 if "512" in name else 1024
             if encoder > 0:
@@ -365,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             report["modes"][name] = stats
             print(name, json.dumps({k: round(v, 4) for k, v in stats.items()
                                     if isinstance(v, float)}))
+        del built
         predict_frames = _frames(args.predict_n, tmp / "predict_frames")
         for backend in ("torch", "onnx"):
             row = _xami_predict(predict_frames, tmp / f"predict_{backend}",

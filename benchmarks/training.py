@@ -8,6 +8,12 @@ Trains the same decoder twice on the same simulated set, once with xami's on-dis
 and once recomputing the frozen encoder for every image of every epoch (the authors' way), and
 writes the per-epoch seconds of both to ``benchmarks/results/training.json``. The first cached
 epoch fills the cache (it costs what an uncached epoch costs); the later ones only run the decoder.
+
+Also written: the prompts per image and the speed-up the FLOPs allow at equal arithmetic
+efficiency, ``(encoder + decoder step) / decoder step``, with the encoder's 77.5 GFLOP (1024) and
+~8.1 GFLOP per prompt for the decoder's training step (forward ~2.7 with its first block's image
+side shared by the prompts, backward about twice that), and the prompts per image below which a
+3x speed-up is possible at all.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ import torch
 
 from xami import __version__
 from xami.sim import simulate_dataset
-from xami.train.segmentor import SegmentorTrainConfig, train_segmentor
+from xami.train.segmentor import SegmentorTrainConfig, load_split_samples, train_segmentor
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training.json"
+ENCODER_GFLOP = {1024: 77.5, 512: 20.6}  # MobileSAM TinyViT forward (issue 5)
+DECODER_STEP_GFLOP = {1024: 8.1, 512: 2.0}  # per box: forward ~2.7 (shared first block) x 3
 
 
 def _epoch_seconds(run: Path) -> list[float]:
@@ -51,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         simulate_dataset(tmp / "sim", args.n, seed=5, valid_fraction=0.25, workers=1,
                          progress=False)
+        train, valid = load_split_samples(tmp / "sim")
+        boxes = float(np.mean([len(s.masks) for s in train + valid]))
         for name, cache in (("cached", True), ("recomputed", False)):
             torch.manual_seed(0)
             train_segmentor(tmp / "sim", tmp / name, config=replace(config, cache=cache),
@@ -61,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     report["cached_epoch_median_after_first"] = cached_later
     report["recomputed_epoch_median"] = recomputed
     report["speedup_per_epoch"] = recomputed / cached_later
+    # what the arithmetic allows: recomputing adds the encoder's forward to the decoder's step
+    encoder, step = ENCODER_GFLOP[args.sam_size], DECODER_STEP_GFLOP[args.sam_size] * boxes
+    report["boxes_per_image"] = boxes
+    report["flop_bound_speedup"] = (encoder + step) / step
+    report["boxes_per_image_for_3x"] = encoder / (2 * DECODER_STEP_GFLOP[args.sam_size])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
