@@ -22,7 +22,7 @@ from xami.errors import InputError
 from xami.flags import flag_sources
 from xami.io.fits import write_fits
 from xami.io.images import write_frame
-from xami.pipeline import Pipeline
+from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict import PredictConfig, expand_inputs, run_predict
 from xami.preprocess import preprocess_files, rebin_wcs
 from xami.products import MaskGrid, read_mask_fits, write_mask_fits
@@ -287,3 +287,32 @@ def test_threads_option_sets_torch_threads(tmp_path, sims):
         torch.set_num_threads(before)
     assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "x"),
                  "--threads", "0"]) == 2
+
+
+def test_segmentor_run_on_onnx_int8_records_its_settings(tmp_path, capsys):
+    """``--segmentor --sam-size --backend onnx --quantize int8``: masks from SAM, and the settings
+    in run.json and in every FITS header."""
+    import torch
+
+    from xami.models.segmentor import SegmentorConfig, build_segmentor
+    from xami.sim import simulate_image
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "sam.pt"
+    torch.save(build_segmentor(SegmentorConfig(sam_size=256)).checkpoint(), checkpoint)
+    frame = tmp_path / "frame.png"
+    write_frame(frame, simulate_image(3).frame)
+    with pytest.raises(InputError, match="quantize needs a segmentor and backend='onnx'"):
+        run_predict([frame], tmp_path / "bad", pipeline=PipelineSpec(quantize="int8"))
+    assert main(["predict", str(frame), "--out", str(tmp_path / "cli"), "--quantize", "int8"]) == 1
+    assert "quantize needs a segmentor" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "cli").exists()
+    spec = PipelineSpec(segmentor=checkpoint, sam_size=256, backend="onnx", quantize="int8")
+    summary = run_predict([frame], tmp_path / "run", pipeline=spec, progress=False)
+    assert not summary.failures and summary.records[0]["instances"]
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    assert {k: settings[k] for k in ("backend", "sam_size", "quantize")} == {
+        "backend": "onnx", "sam_size": 256, "quantize": "int8"}
+    header = fits.getheader(tmp_path / "run" / "frame.xami.fits")
+    assert (header["BACKEND"], header["SAMSIZE"], header["QUANTIZ"]) == ("onnx", 256, "int8")
+    assert header["SEGFILE"] == "sam.pt"

@@ -221,6 +221,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
                    help="torch, or onnx: ONNX Runtime for the detector and the segmentor (exported "
                         "once, cached next to the weights)")
+    p.add_argument("--quantize", default=None, choices=("int8",),
+                   help="with --backend onnx and --segmentor: INT8 segmentor encoder (5-10%% "
+                        "faster on an AVX2 CPU, ~99%% of mask pixels unchanged)")
     p.add_argument("--conf", type=float, default=0.2, help="detector confidence (default 0.2)")
     p.add_argument("--formats", default=",".join(("fits", "regions", "coco", "png")),
                    help="comma-separated outputs among fits,regions,coco,png (default: all)")
@@ -262,7 +265,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                            mask_grid=args.mask_grid, overwrite=args.overwrite,
                            retry_failed=args.retry_failed)
     spec = PipelineSpec(args.detector, args.segmentor, sam_size=args.sam_size,
-                        backend=args.backend, conf=args.conf)
+                        backend=args.backend, quantize=args.quantize, conf=args.conf)
     if args.threads is not None:
         if args.threads < 1:
             print("xami predict: error: --threads must be >= 1", file=sys.stderr)

@@ -126,6 +126,9 @@ class PipelineSpec:
     backend : str
         ``"torch"`` or ``"onnx"`` (ONNX Runtime, exported once and cached next to the weights),
         for the detector and the segmentor.
+    quantize : str, optional
+        ``"int8"``: the segmentor's ONNX encoder quantised (``backend="onnx"`` only; see
+        `xami.models.segmentor.load_segmentor`).
     conf : float
         Detector confidence threshold (paper: 0.2).
     faint_rule : FaintRuleConfig
@@ -136,7 +139,7 @@ class PipelineSpec:
     Raises
     ------
     xami.errors.InputError
-        ``conf`` is not in [0, 1].
+        ``conf`` is not in [0, 1], or ``quantize`` without a segmentor on ONNX Runtime.
 
     Examples
     --------
@@ -150,6 +153,7 @@ class PipelineSpec:
     segmentor: str | os.PathLike[str] | None = None
     sam_size: int = 1024
     backend: str = "torch"
+    quantize: str | None = None
     conf: float = 0.2
     faint_rule: FaintRuleConfig = FaintRuleConfig()
     streak_fit: StreakFitConfig | None = StreakFitConfig()
@@ -157,6 +161,9 @@ class PipelineSpec:
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
             raise InputError(None, f"conf must be in [0, 1], got {self.conf!r}")
+        if self.quantize is not None and (self.backend != "onnx" or self.segmentor is None):
+            raise InputError(None, "quantize needs a segmentor and backend='onnx', got "
+                                   f"segmentor={self.segmentor!r}, backend={self.backend!r}")
         for name in ("detector", "segmentor"):
             path = getattr(self, name)
             if path is not None:  # a frozen dataclass normalises its fields this way
@@ -175,7 +182,8 @@ class PipelineSpec:
             A model file is missing or cannot be loaded.
         """
         segmentor = (None if self.segmentor is None else
-                     load_segmentor(self.segmentor, sam_size=self.sam_size, backend=self.backend))
+                     load_segmentor(self.segmentor, sam_size=self.sam_size, backend=self.backend,
+                                    quantize=self.quantize))
         detector = load_detector(self.detector, backend=self.backend)
         return Pipeline(detector, segmentor, conf=self.conf,
                         faint_rule=self.faint_rule, streak_fit=self.streak_fit)

@@ -67,6 +67,8 @@ class OnnxSegmentor(Segmentor):
         iou_pred [N, 4]``.
     config : SegmentorConfig
         The settings the files were exported for (``sam_size``) and are run with.
+    quantize : str, optional
+        ``"int8"`` when the encoder is the quantised one.
 
     Examples
     --------
@@ -76,10 +78,11 @@ class OnnxSegmentor(Segmentor):
     """
 
     def __init__(self, encoder: ort.InferenceSession, decoder: ort.InferenceSession,
-                 config: SegmentorConfig) -> None:
+                 config: SegmentorConfig, *, quantize: str | None = None) -> None:
         self.encoder = encoder
         self.decoder = decoder
         self.config = config
+        self.quantize = quantize
 
     def checkpoint(self) -> dict[str, Any]:
         """Not available: the weights live in the ONNX files."""
@@ -343,7 +346,7 @@ def _from_files(paths: dict[str, Path], config: SegmentorConfig,
                 quantize: str | None) -> OnnxSegmentor:
     """Open the sessions of an export."""
     encoder = ort_session(paths[quantize or "encoder"])
-    return OnnxSegmentor(encoder, ort_session(paths["decoder"]), config)
+    return OnnxSegmentor(encoder, ort_session(paths["decoder"]), config, quantize=quantize)
 
 
 def file_key(path: str | os.PathLike[str]) -> str:

@@ -59,11 +59,12 @@ class SegmentorConfig:
         Predict SAM's three masks per box and keep the one with the highest predicted IoU
         (paper / authors' code: True); False uses SAM's single-mask output.
     chunk_size : int
-        Boxes per mask-decoder call (`xami.models.sam.decode_boxes`, whose image-side work is
-        shared by the boxes of a call); 5, measured with ``benchmarks/decoder_chunks.py`` (20
-        boxes, 2-core CPU, 2 threads, best of 5, ms per box for chunks of 1/2/3/5/8/10/20): at
-        1024 55/48/45/46/49/49/49, at 512 17/13/12/11/11/11/11. Chunks of 5 are within 2% of
-        the fastest at both sizes; chunks of 1 lose 20-55%.
+        Most boxes per mask-decoder call (`xami.models.sam.decode_boxes`, whose image-side work
+        is shared by the boxes of a call); an image's boxes are split into calls of even size
+        (11 -> 4, 4, 3). 5, measured with ``benchmarks/decoder_chunks.py`` (20 boxes, 2-core
+        CPU, 2 threads, best of 5, ms per box for chunks of 1/2/3/5/8/10/20): at 1024
+        55/48/45/46/49/49/49, at 512 17/13/12/11/11/11/11. Chunks of 5 are within 2% of the
+        fastest at both sizes; chunks of 1 lose 20-55%.
     mask_threshold : float
         Logit above which a pixel is in the mask (SAM and the authors: 0.0).
     """
@@ -190,6 +191,9 @@ class Segmentor:
     (1, 512, 512)
     """
 
+    source: str = ""
+    """The checkpoint it was loaded from (`load_segmentor`); empty for a built model."""
+
     def __init__(self, model: nn.Module, config: SegmentorConfig = SegmentorConfig()) -> None:
         self.model = model
         self.config = config
@@ -261,8 +265,9 @@ class Segmentor:
         if len(prompts) == 0:
             side = self.config.sam_size // LOW_RES_FACTOR
             return embeddings.new_zeros((0, side, side)), embeddings.new_zeros(0)
+        chunks = -(-len(prompts) // self.config.chunk_size)  # even sizes: 11 -> 4, 4, 3
         parts = [self._decode_chunk(embeddings, chunk)
-                 for chunk in prompts.split(self.config.chunk_size)]
+                 for chunk in prompts.tensor_split(chunks)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def decode(self, embeddings: torch.Tensor, boxes: Any,
@@ -435,9 +440,11 @@ def load_segmentor(checkpoint: str | os.PathLike[str] | None, *, sam_size: int =
     if backend == "onnx":
         from xami.models.onnx import cached_onnx_segmentor
 
-        return cached_onnx_segmentor(checkpoint, config, state_dict, quantize=quantize)
-    segmentor = build_segmentor(config)
-    load_sam_state(segmentor.model, state_dict, checkpoint)
+        segmentor = cached_onnx_segmentor(checkpoint, config, state_dict, quantize=quantize)
+    else:
+        segmentor = build_segmentor(config)
+        load_sam_state(segmentor.model, state_dict, checkpoint)
+    segmentor.source = str(checkpoint)
     return segmentor
 
 

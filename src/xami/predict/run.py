@@ -147,14 +147,20 @@ def provenance(pipeline: Pipeline | PipelineSpec) -> dict[str, Any]:
 
     if isinstance(pipeline, PipelineSpec):
         sources = (str(pipeline.detector or BUNDLED_DETECTOR), pipeline.segmentor)
-        conf = pipeline.conf
+        conf, backend, quantize = pipeline.conf, pipeline.backend, pipeline.quantize
+        sam_size = pipeline.sam_size if pipeline.segmentor else None
     else:
-        sources = (pipeline.detector.source, getattr(pipeline.segmentor, "source", None))
+        segmentor = pipeline.segmentor
+        sources = (pipeline.detector.source, segmentor.source if segmentor else None)
         conf = pipeline.detector.config.conf
+        backend = "onnx" if pipeline.detector.source.endswith(".onnx") else "torch"
+        quantize = getattr(segmentor, "quantize", None)
+        sam_size = segmentor.config.sam_size if segmentor else None
     return {
         "models": {"detector": model(sources[0]), "segmentor": model(sources[1])},
         "settings": {"conf": conf, "faint_threshold": pipeline.faint_rule.threshold,
-                     "streak_fit": pipeline.streak_fit is not None},
+                     "streak_fit": pipeline.streak_fit is not None, "backend": backend,
+                     "sam_size": sam_size, "quantize": quantize},
     }
 
 
@@ -170,6 +176,11 @@ def _provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
     cards["CONF"] = (settings["conf"], "detector confidence threshold")
     cards["FAINTTHR"] = (settings["faint_threshold"], "faint-rule threshold")
     cards["STRKFIT"] = (settings["streak_fit"], "read-out streaks fitted to columns")
+    cards["BACKEND"] = (settings["backend"], "torch or onnx (ONNX Runtime)")
+    if settings["sam_size"]:
+        cards["SAMSIZE"] = (settings["sam_size"], "segmentor input side, pixels")
+    if settings["quantize"]:
+        cards["QUANTIZ"] = (settings["quantize"], "segmentor encoder quantisation")
     return cards
 
 
