@@ -41,7 +41,13 @@ from torch import nn
 
 from xami.errors import CheckpointError, InputError
 from xami.io.atomic import atomic_path, file_sha256
-from xami.models.sam import SAM_PATCH_SIZE, decode_boxes, layer_norm_2d, load_sam_state
+from xami.models.sam import (
+    SAM_PATCH_SIZE,
+    decode_boxes,
+    is_layer_norm_2d,
+    layer_norm_2d,
+    load_sam_state,
+)
 from xami.models.segmentor import QUANTIZATIONS, Segmentor, SegmentorConfig, build_segmentor
 from xami.models.ultralytics_setup import cache_dir
 
@@ -124,11 +130,9 @@ def _traceable(module: nn.Module) -> nn.Module:
     records as a tensor and the exporter rejects ("not constant"); the copy's layer norms use
     the channel count of their weights instead (the same operation).
     """
-    from ultralytics.nn.modules.transformer import LayerNorm2d
-
     module = copy.deepcopy(module)
     for layer in module.modules():
-        if isinstance(layer, LayerNorm2d):
+        if is_layer_norm_2d(layer):
             layer.forward = functools.partial(layer_norm_2d, layer)
     return module
 
@@ -178,7 +182,7 @@ def export_sam(model: nn.Module, sam_size: int, encoder_path: str | os.PathLike[
                               opset_version=ONNX_OPSET, input_names=["images"],
                               output_names=["embeddings"])
         with atomic_path(decoder_path) as tmp:
-            torch.onnx.export(_traceable(_BoxDecoder(model)),
+            torch.onnx.export(_BoxDecoder(model),
                               (torch.zeros(1, 256, side, side), boxes), tmp, dynamo=False,
                               opset_version=ONNX_OPSET, input_names=["embeddings", "boxes"],
                               output_names=["masks", "iou_pred"],

@@ -297,7 +297,7 @@ def decode_boxes(model: nn.Module, embeddings: torch.Tensor,
     queries = transformer.norm_final_attn(queries + attended)
     upscaled = keys.reshape(n, height, width, channels).permute(0, 3, 1, 2)  # channels-last
     for layer in decoder.output_upscaling:
-        upscaled = layer_norm_2d(layer, upscaled) if _is_layer_norm_2d(layer) else layer(upscaled)
+        upscaled = layer_norm_2d(layer, upscaled) if is_layer_norm_2d(layer) else layer(upscaled)
     hyper = torch.stack([mlp(queries[:, 1 + i]) for i, mlp
                          in enumerate(decoder.output_hypernetworks_mlps)], dim=1)  # [N, 4, c]
     _, c, h, w = upscaled.shape
@@ -305,8 +305,18 @@ def decode_boxes(model: nn.Module, embeddings: torch.Tensor,
     return masks.transpose(1, 2).reshape(n, -1, h, w), decoder.iou_prediction_head(queries[:, 0])
 
 
-def _is_layer_norm_2d(layer: nn.Module) -> bool:
-    """True for ultralytics' ``LayerNorm2d``."""
+def is_layer_norm_2d(layer: nn.Module) -> bool:
+    """Whether ``layer`` is ultralytics' ``LayerNorm2d`` (run as `layer_norm_2d` by xami).
+
+    Parameters
+    ----------
+    layer : torch.nn.Module
+        Any module.
+
+    Returns
+    -------
+    bool
+    """
     from ultralytics.nn.modules.transformer import LayerNorm2d
 
     return isinstance(layer, LayerNorm2d)
