@@ -49,7 +49,12 @@ def pair512(tmp_path_factory) -> tuple[Segmentor, OnnxSegmentor]:
     """A seeded random-weights segmentor at sam_size 512 and its ONNX export."""
     torch.manual_seed(0)
     segmentor = build_segmentor(SegmentorConfig(sam_size=512))
-    return segmentor, onnx_segmentor(segmentor, tmp_path_factory.mktemp("onnx512"))
+    state = {k: v.clone() for k, v in segmentor.model.state_dict().items()}
+    fast = onnx_segmentor(segmentor, tmp_path_factory.mktemp("onnx512"))
+    # the export leaves the model as it was: eval mode (batch norms frozen), same tensors
+    assert not any(module.training for module in segmentor.model.modules())
+    assert all(torch.equal(v, state[k]) for k, v in segmentor.model.state_dict().items())
+    return segmentor, fast
 
 
 @pytest.fixture(scope="module")

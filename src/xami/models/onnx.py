@@ -182,7 +182,9 @@ def export_sam(model: nn.Module, sam_size: int, encoder_path: str | os.PathLike[
                               opset_version=ONNX_OPSET, input_names=["images"],
                               output_names=["embeddings"])
         with atomic_path(decoder_path) as tmp:
-            torch.onnx.export(_BoxDecoder(model),
+            # a copy in eval mode: the exporter restores the wrapper's mode afterwards, which
+            # would otherwise switch the caller's model to training
+            torch.onnx.export(_BoxDecoder(copy.deepcopy(model)).eval(),
                               (torch.zeros(1, 256, side, side), boxes), tmp, dynamo=False,
                               opset_version=ONNX_OPSET, input_names=["embeddings", "boxes"],
                               output_names=["masks", "iou_pred"],
