@@ -31,7 +31,8 @@ AP50/AP of the mode's masks with ``a``'s as the ground truth).
 
 Last, the bundled default end to end as a user runs it over many frames: ``xami predict FRAMES
 --out RUN --dask --workers N`` (one process per core; `run_predict` with every output, records,
-COCO file and manifest), with each backend, on ``--predict-n`` more frames.
+COCO file and manifest), with each backend, on ``--predict-n`` more frames, timed as
+``dask_scaling.py`` times it (`measure_dask`: workers warm, one image predicted each).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812  (the usual name)
 
+from dask_scaling import measure_dask  # the sibling benchmark (this folder is on sys.path)
 from xami import __version__
 from xami.classes import coco_categories
 from xami.errors import NoDetectionsWarning
@@ -60,9 +62,8 @@ from xami.io.images import read_frame, write_frame
 from xami.models.detector import BUNDLED_DETECTOR, load_detector
 from xami.models.sam import build_sam_vit_t, load_sam_state, read_checkpoint
 from xami.models.segmentor import BACKENDS, SegmentorConfig, build_segmentor, load_segmentor
-from xami.pipeline import PipelineSpec, cached_pipeline, pipeline_loads
+from xami.pipeline import PipelineSpec
 from xami.postprocess import apply_faint_rule, apply_streak_fit
-from xami.predict import dask_client, run_predict
 from xami.products import MaskGrid, write_mask_fits, write_regions
 from xami.report.overlay import render_overlay, write_png
 from xami.sim import simulate_image
@@ -264,32 +265,6 @@ def _stats(rows: list[dict[str, float]], outputs: list[Instances]) -> dict[str, 
     }
 
 
-def _warm_worker(spec: PipelineSpec, frame: str) -> int:
-    """Build the models in a Dask worker's task thread and predict one frame (its warm-up)."""
-    cached_pipeline(spec).predict(read_frame(frame))
-    return pipeline_loads()
-
-
-def _xami_predict(frames: list[Path], out: Path, spec: PipelineSpec,
-                  workers: int) -> dict[str, Any]:
-    """``xami predict FRAMES --out OUT --dask --workers N``: every output, records, manifest.
-
-    Timed from the call of `run_predict` to its return, after each worker has built its models
-    and predicted one frame (what a long run's steady state sees; a cold start adds ~5 s).
-    """
-    with dask_client(workers=workers, dashboard_address=":0") as client:
-        client.gather([client.submit(_warm_worker, spec, str(frames[0]), workers=[address],
-                                     pure=False) for address in client.nthreads()])
-        start = time.perf_counter()
-        summary = run_predict(frames, out, pipeline=spec, client=client, progress=False)
-        wall = time.perf_counter() - start
-    assert not summary.failures, summary.failures
-    return {"images": len(frames), "workers": workers, "backend": spec.backend,
-            "wall_seconds": wall, "images_per_second": len(frames) / wall,
-            "worker_seconds_per_image": float(np.mean([r["seconds"]
-                                                       for r in summary.records]))}
-
-
 def _agreement(reference: list[Instances], other: list[Instances], tmp: Path) -> dict[str, float]:
     """Identical mask pixels (instances paired by order) and mask AP against ``reference``."""
     same = total = 0
@@ -342,7 +317,7 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{m.get('identical_pixels', 1.0):.4f} | {m.get('mask_AP50_vs_a', 1.0):.3f} | "
             f"{m['added_peak_rss_mb']:.0f} |")
     runs = [f"- `xami predict --backend {r['backend']} --dask --workers {r['workers']}` on "
-            f"{r['images']} frames, every output: **{r['images_per_second']:.2f} images/s**"
+            f"{r['images']} frames, every output: **{r['images_per_s']:.2f} images/s**"
             for key, r in report.items() if key.startswith("xami_predict_")]
     return head + "\n".join(rows) + "\n\n" + "\n".join(runs) + "\n"
 
@@ -409,11 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         del built
         predict_frames = _frames(args.predict_n, tmp / "predict_frames")
         for backend in ("torch", "onnx"):
-            row = _xami_predict(predict_frames, tmp / f"predict_{backend}",
-                                PipelineSpec(backend=backend), args.workers)
-            report[f"xami_predict_{backend}"] = row
+            row = measure_dask([str(f) for f in predict_frames], tmp / f"predict_{backend}",
+                               PipelineSpec(backend=backend), args.workers)
+            report[f"xami_predict_{backend}"] = {"backend": backend, **row}
             print(f"xami predict --backend {backend} --dask --workers {args.workers}: "
-                  f"{row['images_per_second']:.2f} images/s", flush=True)
+                  f"{row['images_per_s']:.2f} images/s", flush=True)
     base = report["modes"]["a_paper"]["images_per_second_without_writing"]
     report["speedup_vs_a"] = {name: m["images_per_second_without_writing"] / base
                               for name, m in report["modes"].items()}

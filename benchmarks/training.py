@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline import ENCODER_GFLOP  # the sibling benchmark (this folder is on sys.path)
 from xami import __version__
 from xami.sim import simulate_dataset
 from xami.train.segmentor import SegmentorTrainConfig, load_split_samples, train_segmentor
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training.json"
-ENCODER_GFLOP = {1024: 77.5, 512: 20.6}  # MobileSAM TinyViT forward (issue 5)
 DECODER_STEP_GFLOP = {1024: 8.1, 512: 2.0}  # per box: forward ~2.7 (shared first block) x 3
 
 

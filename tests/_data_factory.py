@@ -1,4 +1,5 @@
-"""Tiny seeded datasets for the dataset-tool tests: grey JPEG frames and masks drawn by hand."""
+"""Tiny seeded test data: datasets of grey JPEG frames and hand-drawn masks for the dataset
+tools, and a 512 frame with random boxes for the segmentor tests."""
 
 from __future__ import annotations
 
@@ -88,3 +89,18 @@ def xami_like(n: int, seed: int, *, n_obs: int | None = None) -> Dataset:
         obs = i if n_obs is None else int(rng.integers(n_obs))
         records.append(ImageRecord(f"S{obs:010d}_{'VBUL'[i % 4]}.jpg", 64, 64, tuple(anns), i))
     return Dataset({"all": tuple(records)}, {"all": Path("images")})
+
+
+def frame_512(seed: int = 0) -> np.ndarray:
+    """A 512 x 512 8-bit frame with random sky and the left quarter without coverage."""
+    frame = np.random.default_rng(seed).integers(1, 256, (512, 512), dtype=np.uint8)
+    frame[:, :128] = 0
+    return frame
+
+
+def random_boxes(n: int, width: int, height: int, seed: int = 0) -> np.ndarray:
+    """``n`` XYXY boxes inside a ``width x height`` image."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = rng.uniform(0, width - 20, n), rng.uniform(0, height - 20, n)
+    x1, y1 = rng.uniform(x0 + 10, width), rng.uniform(y0 + 10, height)
+    return np.stack([x0, y0, x1, y1], axis=1)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from _data_factory import frame_512, random_boxes
 from xami.errors import CheckpointError, InputError
 from xami.models.detector import BUNDLED_DETECTOR, load_detector
 from xami.models.onnx import (
@@ -23,20 +24,6 @@ from xami.models.onnx import (
 )
 from xami.models.segmentor import Segmentor, SegmentorConfig, build_segmentor, load_segmentor
 from xami.sim import simulate_image
-
-
-def frame_512(seed: int = 0) -> np.ndarray:
-    """A 512 x 512 8-bit frame with random sky and the left quarter without coverage."""
-    frame = np.random.default_rng(seed).integers(1, 256, (512, 512), dtype=np.uint8)
-    frame[:, :128] = 0
-    return frame
-
-
-def random_boxes(n: int, size: int = 512, seed: int = 0) -> np.ndarray:
-    """``n`` XYXY boxes of 10-120 px inside a ``size`` square."""
-    rng = np.random.default_rng(seed)
-    corner = rng.uniform(0, size - 120, (n, 2))
-    return np.concatenate([corner, corner + rng.uniform(10, 120, (n, 2))], axis=1)
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,7 +56,7 @@ def checkpoint256(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("n", [0, 1, 20])
 def test_onnx_logits_and_masks_equal_torch(pair512, n):
     segmentor, fast = pair512
-    boxes = random_boxes(n)
+    boxes = random_boxes(n, 512, 512)
     with torch.inference_mode():
         prepared = segmentor.prepare(frame_512())
         embeddings, onnx_embeddings = segmentor.embed(prepared), fast.embed(prepared)
@@ -90,7 +77,7 @@ def test_onnx_at_1024_equals_torch(tmp_path):
     torch.manual_seed(2)
     segmentor = build_segmentor(SegmentorConfig(sam_size=1024))
     fast = onnx_segmentor(segmentor, tmp_path)
-    boxes = random_boxes(3, seed=3)
+    boxes = random_boxes(3, 512, 512, seed=3)
     with torch.inference_mode():
         prepared = segmentor.prepare(frame_512(1))
         logits, _ = segmentor.decode(segmentor.embed(prepared), boxes, (512, 512))
@@ -104,7 +91,7 @@ def test_onnx_single_mask_mode_and_batches(pair512):
     config = SegmentorConfig(sam_size=512, multimask=False)
     single, onnx_single = Segmentor(segmentor.model, config), OnnxSegmentor(
         fast.encoder, fast.decoder, config)
-    boxes = random_boxes(2, seed=4)
+    boxes = random_boxes(2, 512, 512, seed=4)
     with torch.inference_mode():
         prepared = segmentor.prepare(frame_512(2))
         embeddings = segmentor.embed(prepared)
@@ -145,7 +132,7 @@ def test_load_segmentor_exports_once_and_keys_the_cache(checkpoint256, tmp_path)
     assert mtimes(tmp_path) == exported  # reused, not exported again
     assert isinstance(second, OnnxSegmentor) and second.config == first.config
     assert second.config.chunk_size == 2  # the checkpoint's config
-    frame, boxes = frame_512(), random_boxes(3)
+    frame, boxes = frame_512(), random_boxes(3, 512, 512)
     np.testing.assert_array_equal(first.predict(frame, boxes).masks,
                                   second.predict(frame, boxes).masks)
     torch_inst = load_segmentor(checkpoint, sam_size=256).predict(frame, boxes)

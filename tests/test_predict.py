@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from astropy.io import fits
 from astropy.table import Table
 from regions import Regions
@@ -22,11 +23,12 @@ from xami.errors import InputError
 from xami.flags import flag_sources
 from xami.io.fits import write_fits
 from xami.io.images import write_frame
+from xami.models.segmentor import SegmentorConfig, build_segmentor
 from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict import PredictConfig, expand_inputs, run_predict
 from xami.preprocess import preprocess_files, rebin_wcs
 from xami.products import MaskGrid, read_mask_fits, write_mask_fits
-from xami.sim import simulate_dataset
+from xami.sim import simulate_dataset, simulate_image
 from xami.sim.dataset import simulate_index
 
 ROS_BIT = 1 << 1
@@ -292,11 +294,6 @@ def test_threads_option_sets_torch_threads(tmp_path, sims):
 def test_segmentor_run_on_onnx_int8_records_its_settings(tmp_path, capsys):
     """``--segmentor --sam-size --backend onnx --quantize int8``: masks from SAM, and the settings
     in run.json and in every FITS header."""
-    import torch
-
-    from xami.models.segmentor import SegmentorConfig, build_segmentor
-    from xami.sim import simulate_image
-
     torch.manual_seed(0)
     checkpoint = tmp_path / "sam.pt"
     torch.save(build_segmentor(SegmentorConfig(sam_size=256)).checkpoint(), checkpoint)

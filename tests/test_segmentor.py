@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from _data_factory import frame_512, random_boxes
 from xami.errors import CheckpointError, InputError
 from xami.models.segmentor import (
     Segmentor,
@@ -16,21 +17,6 @@ from xami.models.segmentor import (
     load_segmentor,
     prepare_image,
 )
-
-
-def frame_512(seed: int = 0) -> np.ndarray:
-    """A 512 x 512 8-bit frame with random sky and the left quarter without coverage."""
-    frame = np.random.default_rng(seed).integers(1, 256, (512, 512), dtype=np.uint8)
-    frame[:, :128] = 0
-    return frame
-
-
-def random_boxes(n: int, width: int, height: int, seed: int = 0) -> np.ndarray:
-    """``n`` XYXY boxes inside a ``width x height`` image."""
-    rng = np.random.default_rng(seed)
-    x0, y0 = rng.uniform(0, width - 20, n), rng.uniform(0, height - 20, n)
-    x1, y1 = rng.uniform(x0 + 10, width), rng.uniform(y0 + 10, height)
-    return np.stack([x0, y0, x1, y1], axis=1)
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,9 @@ BY_YOLO_INDEX: dict[int, ArtefactClass] = {c.yolo_index: c for c in CLASSES}
 BY_NAME: dict[str, ArtefactClass] = {c.name: c for c in CLASSES}
 BY_SHORT: dict[str, ArtefactClass] = {c.short: c for c in CLASSES}
 
+TABLE3_ORDER: tuple[str, ...] = ("CR", "SR", "SL", "ROS", "OT")
+"""Short names in the row order of the paper's Table 3 (metrics tables and plots follow it)."""
+
 
 def coco_categories() -> list[dict[str, object]]:
     """Return the ``categories`` list exactly as in the released COCO files.

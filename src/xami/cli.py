@@ -286,9 +286,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"failed: {record['reason']}", file=sys.stderr)
     print(f"xami predict: {summary.line()}; outputs in {args.out}")
     if summary.metrics is not None:
-        segm = summary.metrics["segm"]
-        print(f"mask AP50 {segm['AP50']:.3f}, AP75 {segm['AP75']:.3f}, AP {segm['AP']:.3f}; "
-              f"metrics in {args.out / 'metrics.json'}")
+        from xami.eval.metrics import mask_ap_line
+
+        print(f"{mask_ap_line(summary.metrics)}; metrics in {args.out / 'metrics.json'}")
     return EXIT_FAILED if summary.failures else EXIT_OK
 
 
@@ -326,12 +326,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from xami.eval.metrics import evaluate
+    from xami.eval.metrics import evaluate, mask_ap_line
 
     metrics = evaluate(args.gt, args.pred, args.out, conf=args.conf)
-    segm = metrics["segm"]
-    print(f"xami evaluate: mask AP50 {segm['AP50']:.3f}, AP75 {segm['AP75']:.3f}, "
-          f"AP {segm['AP']:.3f}; wrote {args.out / 'metrics.json'}")
+    print(f"xami evaluate: {mask_ap_line(metrics)}; wrote {args.out / 'metrics.json'}")
     return EXIT_OK
 
 

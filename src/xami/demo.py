@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xami.data.coco import COCO_FILE_NAME
+from xami.eval.metrics import mask_ap_line
 from xami.pipeline import Pipeline
 from xami.predict import run_predict
 from xami.report.html import write_report
@@ -39,9 +40,7 @@ def run_demo(out: str | Path, *, n: int = 24, seed: int = 2026) -> int:
     summary = run_predict([out / "sim" / "fits"], out / "run", pipeline=Pipeline(), gt=gt)
     print(f"xami predict: {summary.line()}")
     if summary.metrics is not None:
-        segm = summary.metrics["segm"]
-        print(f"against the simulated ground truth: mask AP50 {segm['AP50']:.3f}, "
-              f"AP75 {segm['AP75']:.3f}, AP {segm['AP']:.3f}")
+        print(f"against the simulated ground truth: {mask_ap_line(summary.metrics)}")
     report = write_report(out / "run")
     print(f"report: {report.resolve()}")
     return len(summary.failures)

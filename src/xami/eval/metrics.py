@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from xami import __version__
-from xami.classes import BY_SHORT, CLASSES
+from xami.classes import BY_NAME, BY_SHORT, CLASSES, TABLE3_ORDER
 from xami.data.coco import read_coco
 from xami.data.records import ImageRecord
 from xami.eval.coco import coco_ap
@@ -32,9 +32,6 @@ from xami.train.matching import hungarian_match, mask_iou_matrix
 
 PR_IOUS = (0.5, 0.2)
 """IoU thresholds of precision/recall: the usual 0.5 and the authors' 0.2."""
-
-TABLE3_ROWS = ("CR", "SR", "SL", "ROS", "OT")
-"""Class rows of the paper's Table 3, in its order (short names, `xami.classes`)."""
 
 
 def evaluate(gt_json: str | os.PathLike[str],
@@ -112,6 +109,22 @@ def evaluate(gt_json: str | os.PathLike[str],
     if out_dir is not None:
         _write_outputs(Path(out_dir), metrics, ious, tally.matched)
     return metrics
+
+
+def mask_ap_line(metrics: Mapping[str, Any]) -> str:
+    """The headline of an evaluation: ``"mask AP50 0.618, AP75 0.451, AP 0.419"``.
+
+    Parameters
+    ----------
+    metrics : Mapping
+        What `evaluate` returns.
+
+    Returns
+    -------
+    str
+    """
+    segm = metrics["segm"]
+    return f"mask AP50 {segm['AP50']:.3f}, AP75 {segm['AP75']:.3f}, AP {segm['AP']:.3f}"
 
 
 _IDS = tuple(c.coco_id for c in CLASSES)
@@ -202,10 +215,9 @@ def _write_outputs(out_dir: Path, metrics: dict[str, Any], ious: list[float],
     text = json.dumps(_json_safe(metrics), indent=1, allow_nan=False)
     write_text_atomic(out_dir / "metrics.json", text + "\n")
     write_text_atomic(out_dir / "table3.md", _table3(metrics))
-    names = [BY_SHORT[s].name for s in TABLE3_ROWS]
-    by_id = {c.name: c.coco_id for c in CLASSES}
+    names = [BY_SHORT[s].name for s in TABLE3_ORDER]
     plot_iou_cdf(ious, out_dir / "plots" / "iou_cdf.png",
-                 matched={n: matched[by_id[n]] for n in names})
+                 matched={n: matched[BY_NAME[n].coco_id] for n in names})
     plot_per_class_ap({n: metrics["segm"]["per_class"][n] for n in names},
                       out_dir / "plots" / "per_class_ap.png")
 
@@ -247,7 +259,7 @@ def _ap_table(ap: Mapping[str, Any]) -> list[str]:
     keys = ("AP50", "AP75", "AP", "AP50_90_paper")
     rows = [_row("", "AP50", "AP75", "AP 0.5:0.95", "AP50-90 (paper)"), _row(*["---"] * 5)]
     rows.append(_row("overall", *(_percent(ap[k]) for k in keys)))
-    for short in TABLE3_ROWS:
+    for short in TABLE3_ORDER:
         per_class = ap["per_class"][BY_SHORT[short].name]
         rows.append(_row(short, *(_percent(per_class[k]) for k in keys)))
     return rows
@@ -259,7 +271,7 @@ def _pr_table(pr: Mapping[str, Any]) -> list[str]:
     rows = [_row("", *header), _row(*["---"] * (len(header) + 1))]
     cells = [(f"iou_{t}", key) for t in PR_IOUS for key in ("precision", "recall")]
     rows.append(_row("overall", *(_percent(pr[t]["mean"][k]) for t, k in cells)))
-    for short in TABLE3_ROWS:
+    for short in TABLE3_ORDER:
         name = BY_SHORT[short].name
         rows.append(_row(short, *(_percent(pr[t]["per_class"][name][k]) for t, k in cells)))
     return rows

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -17,9 +17,6 @@ from xami.io.fits import FITS_SUFFIXES, is_fits_name, read_om_image, split_selec
 from xami.io.images import read_frame
 from xami.preprocess import flip_wcs_rows, preprocess_om_image, read_sidecar, rebin_wcs
 from xami.products import MaskGrid
-
-if TYPE_CHECKING:
-    pass
 
 MASK_GRIDS: tuple[str, ...] = ("frame", "native")
 """``frame``: masks on the 512 frame the models saw; ``native``: on the input FITS image's grid."""

@@ -9,15 +9,11 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xami.classes import CLASSES, ArtefactClass
 from xami.errors import XamiError
 from xami.io.atomic import atomic_path, write_text_atomic
-
-if TYPE_CHECKING:
-    pass
-
 
 FORMATS: tuple[str, ...] = ("fits", "regions", "coco", "png")
 """Output formats of `run_predict` (``coco`` is the run's ``predictions.coco.json``)."""

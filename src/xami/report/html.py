@@ -12,12 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from xami import __version__
-from xami.classes import BY_NAME, BY_SHORT, CLASSES, ArtefactClass
+from xami.classes import BY_NAME, BY_SHORT, CLASSES, TABLE3_ORDER, ArtefactClass
 from xami.errors import InputError
 from xami.io.atomic import write_text_atomic
-
-TABLE3_ROWS = ("overall", "CR", "SR", "SL", "ROS", "OT")
-"""Row order of the paper's Table 3: the overall AP, then one row per class (short names)."""
 
 _AP_COLUMNS = (("AP50", "AP<sub>50</sub>"), ("AP75", "AP<sub>75</sub>"),
                ("AP", "AP<sub>0.5:0.95</sub>"), ("AP50_90_paper", "AP<sub>50–90</sub> (paper)"))
@@ -284,7 +281,7 @@ def _grouped_head(first: str, columns: Sequence[tuple[str, str]]) -> str:
 def _table3(segm: Mapping[str, Any], bbox: Mapping[str, Any]) -> str:
     """Rows overall, CR, SR, SL, ROS, OT; mask then box AP columns."""
     rows = []
-    for key in TABLE3_ROWS:
+    for key in ("overall", *TABLE3_ORDER):
         if key == "overall":
             label, sources = "<b>overall</b>", (segm, bbox)
         else:

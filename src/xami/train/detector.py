@@ -151,10 +151,10 @@ def train_detector(data: str | Path, out: str | Path, *,
     data_yaml = _data_yaml(Path(data)).resolve()
     ul = ultralytics_offline(config.threads)
     if config.streak_label_width > 0:
-        data_yaml = out / "data" / "data.yaml"
         if not resume:
-            dataset = read_yolo(_data_yaml(Path(data)).parent)
+            dataset = read_yolo(data_yaml.parent)
             write_yolo(_widen_streaks(dataset, config.streak_label_width), out / "data")
+        data_yaml = out / "data" / "data.yaml"
     if resume:
         last = out / "weights" / "last.pt"
         if not last.is_file():
