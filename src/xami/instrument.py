@@ -14,6 +14,33 @@ DETECTOR_PIXELS = 2048
 RELEASED_SIZE = 512
 """Size of the released XAMI frames (2048 rebinned by 4)."""
 
+CENTRAL_RING_XY = (992.0, 1064.0)
+"""Centre of the central ring (scattered light from the detector window chamfer), unbinned detector
+pixels ``(x, y)`` in FITS orientation (1-based FITS pixel = value + 0.5). The feature is fixed on the
+detector (SAS ``omscattered`` subtracts a fixed per-filter template; HERA guide: "circular high
+background area" at the field centre). Position measured on the real labelled XAMI frames: centre
+(248, 246) +- 5 px in the released 512 frames (x along columns, y down from the top row), i.e.
+(992, 1064) on the 2048 grid, 32 px left of and 40 px above the detector centre."""
+
+CENTRAL_RING_SIZE = (164.0, 128.0)
+"""Typical full extent of the labelled central ring, unbinned pixels ``(width, height)``: 41 x 32 px
+(median; range 32-47 x 28-48) in the released 512 frames, measured on the same real frames."""
+
+
+def central_ring_frame_xy(size: int = RELEASED_SIZE) -> tuple[float, float]:
+    """Central-ring centre in a displayed frame of ``size`` pixels covering the whole detector.
+
+    Returns continuous ``(x, y)``: x along columns, y down from the top row (row 0 = top, as the
+    released frames and COCO boxes are).
+
+    Examples
+    --------
+    >>> central_ring_frame_xy()
+    (248.0, 246.0)
+    """
+    scale = size / DETECTOR_PIXELS
+    return CENTRAL_RING_XY[0] * scale, size - CENTRAL_RING_XY[1] * scale
+
 
 @dataclass(frozen=True)
 class OMFilter:
