@@ -66,7 +66,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- dataset
 def _add_dataset(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dataset", help="dataset tools: stats, convert, split, show")
+    p = sub.add_parser("dataset", help="dataset tools: stats, convert, split, show, compare")
     dsub = p.add_subparsers(dest="dataset_command", required=True)
 
     s = dsub.add_parser("stats", help="paper Tables 1 and 2 and distribution plots")
@@ -99,6 +99,14 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--n", type=int, default=8, help="number of images (default 8)")
     w.add_argument("--split", default=None, help="split to show (default: all)")
     w.set_defaults(func=_cmd_dataset_show)
+
+    m = dsub.add_parser("compare", help="artefact statistics of two datasets side by side "
+                        "(per class: box size, aspect, position, contrast, instances per image)")
+    m.add_argument("a", type=Path, help="reference dataset A (any layout, a COCO json, a zip)")
+    m.add_argument("b", type=Path, help="compared dataset B; ratios are B/A")
+    m.add_argument("--out", type=Path, default=None,
+                   help="folder for artefact_stats.json and artefact_stats.md")
+    m.set_defaults(func=_cmd_dataset_compare)
 
 
 def _cmd_dataset_stats(args: argparse.Namespace) -> int:
@@ -133,6 +141,19 @@ def _cmd_dataset_show(args: argparse.Namespace) -> int:
 
     written = show_dataset(load_dataset(args.data), args.out, n=args.n, split=args.split)
     print(f"wrote {len(written)} overlays to {args.out}")
+    return EXIT_OK
+
+
+def _cmd_dataset_compare(args: argparse.Namespace) -> int:
+    from xami.data import load_dataset
+    from xami.data.artefact_stats import compare_artefact_stats
+
+    names = tuple((p.parent if p.is_file() and p.suffix != ".zip" else p).resolve().stem
+                  for p in (args.a, args.b))  # folder names; a json's folder; a zip's stem
+    comparison = compare_artefact_stats(load_dataset(args.a), load_dataset(args.b), names=names)
+    print(comparison.to_markdown())
+    if args.out is not None:
+        comparison.save(args.out)
     return EXIT_OK
 
 

@@ -205,7 +205,7 @@ def _parse_annotation(path: Path, ann: dict[str, Any], images: Mapping[int, Imag
         _check_numbers(path, f"{where}: bbox", ann["bbox"], length=4)
     image = images[image_id]
     polygons = _parse_segmentation(path, where, ann.get("segmentation"), image)
-    return image_id, Annotation(category_id, polygons, ann_id)
+    return image_id, Annotation(category_id, polygons, ann_id, bool(ann.get("iscrowd", 0)))
 
 
 def _check_numbers(path: Path, where: str, values: Any, *, length: int | None = None) -> None:
@@ -309,7 +309,8 @@ def _annotation_entry(ann: Annotation, ann_id: int, image_id: int,
     bbox = xyxy_to_xywh(ann.bbox)[0]
     return {"id": ann_id, "image_id": image_id, "category_id": int(ann.category_id),
             "bbox": [round(float(v), _DIGITS) for v in bbox],
-            "area": int(mask_utils.area(rle)), "segmentation": flat, "iscrowd": 0}
+            "area": int(mask_utils.area(rle)), "segmentation": flat,
+            "iscrowd": int(ann.iscrowd)}
 
 
 def _dumps(images: list[dict[str, Any]], annotations: list[dict[str, Any]]) -> str:

@@ -34,7 +34,8 @@ def load_dataset(path: str | os.PathLike[str], *,
     ----------
     path : str or os.PathLike
         One of: a COCO folder (``{train,valid,test}/_annotations.coco.json`` beside the images,
-        or a single ``_annotations.coco.json``); a folder holding ``coco/`` (as written by
+        or a single ``_annotations.coco.json`` or other ``*.coco.json``, the images beside it or
+        in ``images/``); a folder holding ``coco/`` (as written by
         ``xami simulate``); a YOLO-seg folder (``data.yaml``); a COCO json file; the released
         ``xami_dataset.zip``; or a folder whose only sub-folder is one of these.
     cache_dir : str or os.PathLike, optional
@@ -68,10 +69,15 @@ def load_dataset(path: str | os.PathLike[str], *,
 
 
 def _single_coco(json_path: Path) -> Dataset:
-    """A dataset of one split from one COCO file."""
+    """A dataset of one split from one COCO file (images beside it, or in ``images/``)."""
     folder = json_path.parent
     split = folder.name if folder.name in SPLIT_ORDER else "all"
-    return Dataset({split: read_coco(json_path)}, {split: folder})
+    records = read_coco(json_path)
+    image_dir = folder
+    if records and not (folder / records[0].file_name).is_file() \
+            and (folder / "images" / records[0].file_name).is_file():
+        image_dir = folder / "images"
+    return Dataset({split: records}, {split: image_dir})
 
 
 def _load_folder(folder: Path, asked: Path) -> Dataset:
@@ -87,6 +93,9 @@ def _load_folder(folder: Path, asked: Path) -> Dataset:
         return _single_coco(folder / COCO_FILE_NAME)
     if (folder / "coco").is_dir():
         return _load_folder(folder / "coco", asked)
+    coco_files = sorted(folder.glob("*.coco.json"))
+    if len(coco_files) == 1:
+        return _single_coco(coco_files[0])
     subfolders = _subfolders(folder)
     if len(subfolders) == 1:
         return _load_folder(subfolders[0], asked)

@@ -25,11 +25,14 @@ class Annotation:
         ``(r, c)`` covers ``x in [c, c+1)``); several polygons form one instance.
     ann_id : int
         Annotation id (unique within a dataset split; 0 when not yet assigned).
+    iscrowd : bool
+        COCO ``iscrowd``: an ignore region (several instances drawn as one), not an instance.
     """
 
     category_id: int
     polygons: tuple[np.ndarray, ...]
     ann_id: int = 0
+    iscrowd: bool = False
 
     @property
     def bbox(self) -> np.ndarray:
