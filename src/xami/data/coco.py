@@ -25,6 +25,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from xami.classes import BY_COCO_ID, coco_categories
+from xami.data.files import join_inside
 from xami.data.polygons import mask_to_polygons
 from xami.data.records import Annotation, ImageRecord
 from xami.errors import DatasetError
@@ -149,7 +150,9 @@ def _parse_images(path: Path, items: list[Any], folder: Path) -> dict[int, Image
         file_name = img.get("file_name")
         if not isinstance(file_name, str) or not file_name:
             raise _fail(path, f"image {image_id}: file_name {file_name!r} is not a file name")
-        height, width = _image_size(path, img, folder / file_name)
+        image_path = join_inside(folder, file_name, source=path,
+                                 what=f"image {image_id}: file_name")
+        height, width = _image_size(path, img, image_path)
         images[image_id] = ImageRecord(file_name, height, width, (), image_id,
                                        _image_meta(img))
     return images

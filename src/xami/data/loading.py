@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from xami.data.coco import COCO_FILE_NAME, read_coco, write_coco
-from xami.data.files import place_file
+from xami.data.files import join_inside, place_file
 from xami.data.records import Dataset
 from xami.data.yolo import read_yolo, write_yolo
 from xami.errors import DatasetError
@@ -184,5 +184,5 @@ def write_dataset(dataset: Dataset, out: str | os.PathLike[str], *, layout: str)
         return
     for split, records in dataset.splits.items():
         for rec in records:
-            place_file(dataset.image_path(split, rec), out / split / rec.file_name)
-        write_coco(records, out / split / COCO_FILE_NAME)
+            place_file(dataset.image_path(split, rec), join_inside(out, split, rec.file_name))
+        write_coco(records, join_inside(out, split, COCO_FILE_NAME, what="split"))

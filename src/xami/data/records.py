@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from xami.data.files import join_inside
 from xami.data.polygons import polygons_to_mask
 
 
@@ -103,4 +104,4 @@ class Dataset:
         """Path of the image file of ``record`` in ``split``."""
         if record.source is not None:
             return Path(record.source)
-        return Path(self.image_dirs[split]) / record.file_name
+        return join_inside(self.image_dirs[split], record.file_name)

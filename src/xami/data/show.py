@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xami.data.files import join_inside
 from xami.data.records import Dataset, ImageRecord
 from xami.errors import DatasetError
 from xami.io.images import read_frame
@@ -47,7 +48,7 @@ def show_dataset(dataset: Dataset, out: str | os.PathLike[str], *, n: int = 8,
     chosen = [(s, r) for s, r in dataset.records() if split is None or s == split][:max(n, 0)]
     written = []
     for name, rec in chosen:
-        path = Path(out) / f"{rec.stem}.png"
+        path = join_inside(out, f"{rec.stem}.png")
         write_png(_overlay(dataset.image_path(name, rec), rec), path)
         written.append(path)
     return written

@@ -24,7 +24,7 @@ from PIL import Image
 
 from xami.classes import BY_COCO_ID, BY_YOLO_INDEX, yolo_names
 from xami.data.coco import frame_meta
-from xami.data.files import place_file
+from xami.data.files import join_inside, place_file
 from xami.data.records import Annotation, Dataset, ImageRecord
 from xami.errors import DatasetError
 from xami.io.atomic import write_text_atomic
@@ -54,8 +54,9 @@ def write_yolo(dataset: Dataset, root: str | os.PathLike[str]) -> None:
     root = Path(root)
     for split, records in dataset.splits.items():
         for rec in records:
-            place_file(dataset.image_path(split, rec), root / split / "images" / rec.file_name)
-            label = root / split / "labels" / Path(rec.file_name).with_suffix(".txt")
+            place_file(dataset.image_path(split, rec),
+                       join_inside(root, split, "images", rec.file_name))
+            label = join_inside(root, split, "labels", rec.file_name).with_suffix(".txt")
             write_text_atomic(label, label_text(rec))
     write_text_atomic(root / "data.yaml", _data_yaml(root, list(dataset.splits)))
 
@@ -111,7 +112,7 @@ def read_yolo(root: str | os.PathLike[str]) -> Dataset:
     for key in _YAML_KEYS:
         if key in config:
             name = _split_folder(root / "data.yaml", key, config[key])
-            dirs[name] = root / name / "images"
+            dirs[name] = join_inside(root, name, "images", source=root / "data.yaml", what=key)
             if not dirs[name].is_dir():
                 raise DatasetError(root / "data.yaml", f"{key}: folder {dirs[name]} not found")
             splits[name] = _read_split(root / name)

@@ -13,6 +13,7 @@ import numpy as np
 from xami.classes import BY_YOLO_INDEX, CLASSES
 from xami.errors import CheckpointError, InputError
 from xami.io.atomic import atomic_path
+from xami.models.safe_load import read_ultralytics_checkpoint
 from xami.models.ultralytics_setup import ultralytics_offline
 from xami.structures import Instances
 
@@ -160,8 +161,9 @@ def load_detector(path: str | Path | None = None, *, config: DetectorConfig = De
     Raises
     ------
     xami.errors.CheckpointError
-        The file is missing, is not an ultralytics checkpoint, its classes are not XAMI's, or
-        its cached ONNX file cannot be loaded.
+        The file is missing, is not an ultralytics checkpoint (one naming any class or function
+        outside `xami.models.safe_load.ULTRALYTICS_GLOBALS` is refused before it is unpickled),
+        its classes are not XAMI's, or its cached ONNX file cannot be loaded.
     xami.errors.InputError
         Unknown ``backend``, or ``"onnx"`` with a model yaml.
 
@@ -181,6 +183,7 @@ def load_detector(path: str | Path | None = None, *, config: DetectorConfig = De
     if not path.is_file():
         raise CheckpointError(path, "detector checkpoint not found")
     if backend == "onnx":
+        read_ultralytics_checkpoint(path)  # refused even when its ONNX export is cached
         return _onnx_detector(ul, _cached_onnx(ul, path, config.imgsz), config)
     return Detector(_load(ul, path, path), config, source=str(path))
 
@@ -203,7 +206,16 @@ def _onnx_detector(ul: Any, path: Path, config: DetectorConfig) -> Detector:
 
 
 def _load(ul: Any, weights: Path, source: Path) -> Any:
-    """ultralytics' model for a checkpoint or an ONNX export; errors name ``source``."""
+    """ultralytics' model for a checkpoint or an ONNX export; errors name ``source``.
+
+    A checkpoint is first unpickled safely (`read_ultralytics_checkpoint`), so that one holding
+    anything but an ultralytics model is refused before ultralytics' own load touches it.
+    """
+    if weights.suffix.lower() != ".onnx":
+        try:
+            read_ultralytics_checkpoint(weights)
+        except CheckpointError as err:
+            raise CheckpointError(source, err.problem) from None
     try:
         return _model_class(ul, weights)(str(weights))
     except Exception as err:  # ultralytics raises many types for a bad file

@@ -4,7 +4,8 @@ What ultralytics would otherwise do (measured on this project's reference machin
 hosts at import, check PyPI for updates, download ``Arial.ttf`` on every dataset check (even with
 ``YOLO_OFFLINE=1``), auto-install missing packages, send analytics, write settings under
 ``~/.config``, try to pip-install pi-heif whenever Pillow cannot identify a file (it patches
-``PIL.Image.open``), and run every train/predict call on ``cpu_count - 1`` threads (1 on 2 cores).
+``PIL.Image.open``), run every train/predict call on ``cpu_count - 1`` threads (1 on 2 cores),
+and unpickle checkpoints with ``weights_only=False`` (a ``.pt`` file could run code).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def _install_font(config_dir: Path) -> None:
 def ultralytics_offline(threads: int | None = None) -> ModuleType:
     """Import ultralytics configured for offline use and return the module.
 
-    Sets ``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false`` and a private ``YOLO_CONFIG_DIR`` (unless
-    already set) before the first import, provides the font ultralytics would download, turns off
+    Sets ``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false``, ``ULTRALYTICS_SAFE_LOAD=1`` and a private
+    ``YOLO_CONFIG_DIR`` (unless already set) before the first import, turns on ultralytics'
+    ``weights_only`` checkpoint loading, provides the font ultralytics would download, turns off
     settings sync and integrations, and makes ultralytics keep torch's thread count.
 
     Parameters
@@ -54,12 +56,14 @@ def ultralytics_offline(threads: int | None = None) -> ModuleType:
     module
         The imported ``ultralytics`` package.
     """
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
     _install_font(Path(os.environ["YOLO_CONFIG_DIR"]))
 
     import ultralytics
+    import ultralytics.nn.tasks as tasks
     import ultralytics.utils.patches as patches
     import ultralytics.utils.torch_utils as torch_utils
     from ultralytics.utils import SETTINGS
@@ -67,6 +71,10 @@ def ultralytics_offline(threads: int | None = None) -> ModuleType:
     # ultralytics patches PIL.Image.open to pip-install pi-heif on an unreadable image; keep
     # Pillow's own error instead (xami reads only FITS, PNG and JPEG)
     patches._pil_plugins_registered = True
+    # ultralytics' own checkpoint loads use weights_only=True as well (its opt-in safe load),
+    # behind xami's check (`xami.models.safe_load`), also when ultralytics was imported first
+    if hasattr(tasks, "SAFE_LOAD"):
+        tasks.SAFE_LOAD = True
 
     updates = {"sync": False, "clearml": False, "comet": False, "dvc": False, "mlflow": False,
                "raytune": False, "tensorboard": False, "wandb": False, "hub": False}

@@ -15,6 +15,7 @@ from xami.data.records import Annotation, Dataset
 from xami.data.yolo import read_yolo, write_yolo
 from xami.errors import CheckpointError, DatasetError
 from xami.io.atomic import write_text_atomic
+from xami.models.safe_load import read_ultralytics_checkpoint
 from xami.models.ultralytics_setup import ultralytics_offline
 
 _STREAK = BY_NAME["read-out-streak"].coco_id
@@ -145,7 +146,8 @@ def train_detector(data: str | Path, out: str | Path, *,
     xami.errors.DatasetError
         No ``data.yaml`` was found.
     xami.errors.CheckpointError
-        ``resume`` was asked but ``OUT/weights/last.pt`` does not exist.
+        ``resume`` was asked but ``OUT/weights/last.pt`` does not exist, or a ``.pt`` to start
+        from is not an ultralytics checkpoint (`xami.models.safe_load`).
     """
     out = Path(out).resolve()
     data_yaml = _data_yaml(Path(data)).resolve()
@@ -159,8 +161,11 @@ def train_detector(data: str | Path, out: str | Path, *,
         last = out / "weights" / "last.pt"
         if not last.is_file():
             raise CheckpointError(last, "cannot resume: checkpoint not found")
+        read_ultralytics_checkpoint(last)
         ul.YOLO(str(last)).train(resume=True, data=str(data_yaml), workers=0)
     else:
+        if Path(config.model).suffix.lower() == ".pt" and Path(config.model).is_file():
+            read_ultralytics_checkpoint(config.model)  # pretrained weights: checked like any .pt
         config_text = json.dumps(dataclasses.asdict(config), indent=1)
         write_text_atomic(out / "xami_config.json", config_text)
         ul.YOLO(config.model).train(**_train_args(config, data_yaml, out))
