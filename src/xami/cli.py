@@ -13,9 +13,13 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xami import __version__
 from xami.errors import XamiError
+
+if TYPE_CHECKING:
+    from xami.priors import PriorConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -246,6 +250,18 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="with --backend onnx and --segmentor: INT8 segmentor encoder (5-10%% "
                         "faster on an AVX2 CPU, ~99%% of mask pixels unchanged)")
     p.add_argument("--conf", type=float, default=0.2, help="detector confidence (default 0.2)")
+    g = p.add_argument_group("instrument priors (xami.priors; all on by default)")
+    g.add_argument("--no-priors", action="store_true", help="switch every prior off")
+    g.add_argument("--no-central-ring-prior", action="store_true",
+                   help="keep every central-ring prediction (default: at most one, at the fixed "
+                        "position, proposed there when none is found)")
+    g.add_argument("--no-smoke-ring-prior", action="store_true",
+                   help="do not rescore smoke rings by a saturated parent radially inward")
+    g.add_argument("--no-streak-prior", action="store_true",
+                   help="do not rescore read-out streaks or cut them to their visible part")
+    g.add_argument("--streak-extent", default="visible", choices=("visible", "column"),
+                   help="read-out streaks as the segments where they are visible (default) or the "
+                        "full column, as SAS's bitmask marks them")
     p.add_argument("--formats", default=",".join(("fits", "regions", "coco", "png")),
                    help="comma-separated outputs among fits,regions,coco,png (default: all)")
     p.add_argument("--mask-grid", default="frame", choices=("frame", "native"),
@@ -270,6 +286,19 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 LOCAL_CLUSTER = "local"
 
 
+def _prior_config(args: argparse.Namespace) -> PriorConfig | None:
+    """The `xami.priors.PriorConfig` of the predict flags (None: every prior off)."""
+    from xami.priors import PriorConfig, StreakPrior
+
+    if args.no_priors:
+        return None
+    default = PriorConfig()
+    return PriorConfig(
+        central_ring=None if args.no_central_ring_prior else default.central_ring,
+        smoke_ring=None if args.no_smoke_ring_prior else default.smoke_ring,
+        streak=None if args.no_streak_prior else StreakPrior(extent=args.streak_extent))
+
+
 def _dask_address(text: str) -> str:
     """``--dask`` value: ``local`` or a scheduler address (not an input swallowed by mistake)."""
     if text == LOCAL_CLUSTER or re.fullmatch(r"(\w+://)?[\w.\-\[\]:]+:\d+", text):
@@ -286,7 +315,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                            mask_grid=args.mask_grid, overwrite=args.overwrite,
                            retry_failed=args.retry_failed)
     spec = PipelineSpec(args.detector, args.segmentor, sam_size=args.sam_size,
-                        backend=args.backend, quantize=args.quantize, conf=args.conf)
+                        backend=args.backend, quantize=args.quantize, conf=args.conf,
+                        priors=_prior_config(args))
     if args.threads is not None:
         if args.threads < 1:
             print("xami predict: error: --threads must be >= 1", file=sys.stderr)

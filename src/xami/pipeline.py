@@ -1,4 +1,5 @@
-"""The XAMI pipeline: detector boxes -> segmentor masks -> the faint rule -> the streak fit."""
+"""The XAMI pipeline: detector boxes -> segmentor masks -> the faint rule -> the streak fit ->
+the instrument priors."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from xami.models.detector import Detector, load_detector
 from xami.models.segmentor import load_segmentor
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
 from xami.preprocess import preprocess_om_image
+from xami.priors import PriorConfig, apply_priors
 from xami.structures import Instances
 
 
@@ -44,7 +46,7 @@ def read_input_frame(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 class Pipeline:
-    """Detector, then (optionally) segmentor and the faint rule, then the streak column fit.
+    """Detector, then (optionally) segmentor and the faint rule, the streak fit, the priors.
 
     Parameters
     ----------
@@ -59,6 +61,10 @@ class Pipeline:
     streak_fit : StreakFitConfig or None
         The read-out-streak column fit (`xami.postprocess.apply_streak_fit`); None keeps the
         model's streak masks.
+    priors : PriorConfig or None
+        What the instrument knows (`xami.priors.apply_priors`): one central ring at its fixed
+        position, smoke rings tied to a parent, streaks on a bright source's column cut to their
+        visible part; None switches all of them off.
 
     Examples
     --------
@@ -68,12 +74,14 @@ class Pipeline:
 
     def __init__(self, detector: Detector | None = None, segmentor: Any | None = None, *,
                  conf: float = 0.2, faint_rule: FaintRuleConfig = FaintRuleConfig(),
-                 streak_fit: StreakFitConfig | None = StreakFitConfig()) -> None:
+                 streak_fit: StreakFitConfig | None = StreakFitConfig(),
+                 priors: PriorConfig | None = PriorConfig()) -> None:
         self.detector = detector or load_detector()
         self.detector.config = replace(self.detector.config, conf=conf)
         self.segmentor = segmentor
         self.faint_rule = faint_rule
         self.streak_fit = streak_fit
+        self.priors = priors
 
     def predict(self, image_or_path: np.ndarray | str | os.PathLike[str]) -> Instances:
         """Find the artefacts of one image.
@@ -88,7 +96,9 @@ class Pipeline:
         Instances
             Masks at the frame's size; with a segmentor, scores are the detector's confidences
             and masks the segmentor's (or the detector's where the faint rule says so);
-            read-out streaks are fitted to the frame's columns.
+            read-out streaks are fitted to the frame's columns; then the instrument priors
+            adjust scores, classes and streak extents (a frame without detections is returned
+            empty, with a `NoDetectionsWarning`, priors or not).
         """
         frame = (read_input_frame(image_or_path) if isinstance(image_or_path, str | Path)
                  else np.asarray(image_or_path))
@@ -104,6 +114,8 @@ class Pipeline:
             found = apply_faint_rule(frame, segmented, detections, config=self.faint_rule)
         if self.streak_fit is not None:
             found = apply_streak_fit(frame, found, config=self.streak_fit)
+        if self.priors is not None:
+            found = apply_priors(frame, found, config=self.priors)
         return found
 
 
@@ -135,6 +147,8 @@ class PipelineSpec:
         The faint rule applied after the segmentor.
     streak_fit : StreakFitConfig or None
         The read-out-streak column fit; None keeps the model's streak masks.
+    priors : PriorConfig or None
+        The instrument priors (`xami.priors`); None switches them off.
 
     Raises
     ------
@@ -157,6 +171,7 @@ class PipelineSpec:
     conf: float = 0.2
     faint_rule: FaintRuleConfig = FaintRuleConfig()
     streak_fit: StreakFitConfig | None = StreakFitConfig()
+    priors: PriorConfig | None = PriorConfig()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
@@ -186,7 +201,8 @@ class PipelineSpec:
                                     quantize=self.quantize))
         detector = load_detector(self.detector, backend=self.backend)
         return Pipeline(detector, segmentor, conf=self.conf,
-                        faint_rule=self.faint_rule, streak_fit=self.streak_fit)
+                        faint_rule=self.faint_rule, streak_fit=self.streak_fit,
+                        priors=self.priors)
 
 
 def cached_pipeline(spec: PipelineSpec) -> Pipeline:

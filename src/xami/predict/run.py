@@ -22,7 +22,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,7 +160,8 @@ def provenance(pipeline: Pipeline | PipelineSpec) -> dict[str, Any]:
         "models": {"detector": model(sources[0]), "segmentor": model(sources[1])},
         "settings": {"conf": conf, "faint_threshold": pipeline.faint_rule.threshold,
                      "streak_fit": pipeline.streak_fit is not None, "backend": backend,
-                     "sam_size": sam_size, "quantize": quantize},
+                     "sam_size": sam_size, "quantize": quantize,
+                     "priors": None if pipeline.priors is None else asdict(pipeline.priors)},
     }
 
 
@@ -177,6 +178,12 @@ def _provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
     cards["FAINTTHR"] = (settings["faint_threshold"], "faint-rule threshold")
     cards["STRKFIT"] = (settings["streak_fit"], "read-out streaks fitted to columns")
     cards["BACKEND"] = (settings["backend"], "torch or onnx (ONNX Runtime)")
+    priors = settings["priors"] or {}
+    steps = [short for name, short in (("central_ring", "CR"), ("smoke_ring", "SR"),
+                                       ("streak", "ROS")) if priors.get(name)]
+    cards["PRIORS"] = (",".join(steps) or "none", "instrument priors (xami.priors)")
+    if priors.get("streak"):
+        cards["STRKEXT"] = (priors["streak"]["extent"], "streak extent: visible or column")
     if settings["sam_size"]:
         cards["SAMSIZE"] = (settings["sam_size"], "segmentor input side, pixels")
     if settings["quantize"]:

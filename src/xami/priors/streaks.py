@@ -1,0 +1,271 @@
+"""Read-out streaks through a bright source's column, cut to where they are visible.
+
+A read-out streak is the light a bright (>= 60 ct/s, saturated) source deposits while the frame
+is transferred: it runs along the source's own column (SAS ``omqualitymap`` bit 1 marks 16
+unbinned columns centred on the star, full height). In a frame it is visible where it stands
+above the local sky and not inside the star's halo, which is what the real annotations box: often
+one segment above and one below the star.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from xami.classes import BY_NAME
+from xami.postprocess import _channel0
+from xami.priors.sources import BrightSource
+from xami.structures import Instances
+
+_STREAK = BY_NAME["read-out-streak"].coco_id
+_EXTENTS = ("visible", "column")
+
+
+@dataclass(frozen=True)
+class StreakPrior:
+    """Settings of the read-out-streak prior; lengths in pixels of a 512 frame (scaled with it).
+
+    Attributes
+    ----------
+    extent : str
+        ``"visible"``: each streak becomes the segments where it is visible, split at its star;
+        ``"column"``: the full column (as SAS's bitmask marks it) is kept.
+    boost : float
+        Score factor of a streak with a saturated source on its column (capped at 1).
+    penalty : float
+        Score factor of a streak without one.
+    column_tolerance : float
+        Pixels beyond a saturated core's columns still counted as its column.
+    block : int
+        Rows per block of the column profile.
+    nsigma : float
+        A block is visible when the streak's median excess over the sides is above this many
+        standard errors.
+    side_gap, side_width : int
+        The local sky is the median of ``side_width`` columns on each side, ``side_gap`` columns
+        away from the streak's columns.
+    max_gap : int
+        Invisible runs shorter than this between visible ones are filled, rows (a streak is
+        continuous along its column: such gaps are noise or a crossing source).
+    min_length : int
+        Shortest segment kept, rows.
+    """
+
+    extent: str = "visible"
+    boost: float = 1.5
+    penalty: float = 0.5
+    column_tolerance: float = 2.0
+    block: int = 16
+    nsigma: float = 3.0
+    side_gap: int = 3
+    side_width: int = 5
+    max_gap: int = 48
+    min_length: int = 16
+
+    def __post_init__(self) -> None:
+        if self.extent not in _EXTENTS:
+            raise ValueError(f"extent must be one of {_EXTENTS}, got {self.extent!r}")
+        if min(self.boost, self.penalty, self.column_tolerance, self.nsigma) < 0:
+            raise ValueError("boost, penalty, column_tolerance and nsigma must be >= 0")
+        if min(self.block, self.side_width, self.min_length) < 1 or self.side_gap < 0:
+            raise ValueError(f"block, side_width and min_length must be >= 1 and side_gap >= 0, "
+                             f"got {self.block!r}, {self.side_width!r}, {self.min_length!r}, "
+                             f"{self.side_gap!r}")
+
+
+def column_parents(columns: tuple[int, int], sources: list[BrightSource], *,
+                   tolerance: float = 2.0) -> list[BrightSource]:
+    """The saturated sources whose core columns reach the streak's centre column."""
+    centre = (columns[0] + columns[1] + 1) / 2
+    return [s for s in sources if s.cols[0] - tolerance <= centre <= s.cols[1] + 1 + tolerance]
+
+
+def visible_segments(image: np.ndarray, columns: tuple[int, int],
+                     parents: list[BrightSource], *,
+                     config: StreakPrior = StreakPrior()) -> list[tuple[int, int]]:
+    """Row ranges where a streak on ``columns`` is visible above the sky, outside its stars' halos.
+
+    Per row, the excess is the mean of the streak's columns minus the median of the side columns;
+    a block of ``config.block`` rows is visible when its median excess exceeds ``config.nsigma``
+    standard errors (from the rows' robust scatter). Runs of visible blocks are cut at each parent
+    over the rows where its halo (the side columns above the frame's sky) outshines the streak,
+    at least over its saturated core.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``uint8 [H, W]`` or ``[H, W, 3]`` frame (channel 0 is used); 0 is no coverage.
+    columns : tuple of int
+        First and last column of the streak (inclusive).
+    parents : list of BrightSource
+        Saturated sources on the column (`column_parents`).
+    config : StreakPrior, optional
+        Profile settings.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(first_row, stop_row)`` ranges, top first; empty when the streak is nowhere visible.
+    """
+    data = np.where(_channel0(image) != 0, _channel0(image), np.nan)
+    excess, side = _row_profile(data, columns, config)
+    visible = _visible_rows(excess, config)
+    if not visible.any():
+        return []
+    amplitude = float(np.nanmedian(excess[visible]))
+    visible = _fill_gaps(visible, config.max_gap)
+    halo = _smooth(side - np.nanmedian(data), 5) > amplitude
+    for parent in parents:
+        r0, r1 = _halo_rows(halo, parent)
+        visible[r0:r1] = False
+    visible &= np.isfinite(excess)
+    return [(r0, r1) for r0, r1 in _runs(visible) if r1 - r0 >= config.min_length]
+
+
+def _row_profile(data: np.ndarray, columns: tuple[int, int],
+                 config: StreakPrior) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the streak's excess over its sides, and the sides' level (NaN: no coverage)."""
+    c0, c1 = columns
+    w = data.shape[1]
+    left = data[:, max(0, c0 - config.side_gap - config.side_width):max(0, c0 - config.side_gap)]
+    right = data[:, min(w, c1 + 1 + config.side_gap):min(w, c1 + 1 + config.side_gap
+                                                         + config.side_width)]
+    sides = np.concatenate([left, right], axis=1)
+    with np.errstate(all="ignore"), _quiet():
+        side = np.nanmedian(sides, axis=1) if sides.shape[1] else np.full(len(data), np.nan)
+        on = np.nanmean(data[:, c0:c1 + 1], axis=1)
+    return on - side, side
+
+
+def _visible_rows(excess: np.ndarray, config: StreakPrior) -> np.ndarray:
+    """Rows in blocks whose median excess is significant."""
+    n = len(excess)
+    starts = range(0, n, config.block)
+    with _quiet():
+        medians = np.array([np.nanmedian(excess[s:s + config.block]) for s in starts])
+    block_of_row = np.arange(n) // config.block
+    residual = excess - medians[block_of_row]
+    finite = np.isfinite(residual)
+    if finite.sum() < 2:
+        return np.zeros(n, bool)
+    sigma = 1.4826 * np.median(np.abs(residual[finite]))
+    counts = np.array([np.isfinite(excess[s:s + config.block]).sum() for s in starts])
+    error = 1.2533 * sigma / np.sqrt(np.maximum(counts, 1))
+    significant = np.nan_to_num(medians, nan=0.0) > config.nsigma * error
+    return significant[block_of_row]
+
+
+def _halo_rows(halo: np.ndarray, parent: BrightSource) -> tuple[int, int]:
+    """The rows around a parent where its halo outshines the streak (at least its core)."""
+    n = len(halo)
+    r0 = max(0, int(np.floor(parent.y - parent.radius)))
+    r1 = min(n, int(np.ceil(parent.y + parent.radius)) + 1)
+    while r0 > 0 and halo[r0 - 1]:
+        r0 -= 1
+    while r1 < n and halo[r1]:
+        r1 += 1
+    return r0, r1
+
+
+def _fill_gaps(flags: np.ndarray, max_gap: int) -> np.ndarray:
+    """``flags`` with runs of False shorter than ``max_gap`` between two runs of True set."""
+    filled = flags.copy()
+    runs = _runs(flags)
+    for (_, stop), (start, _) in itertools.pairwise(runs):
+        if start - stop < max_gap:
+            filled[stop:start] = True
+    return filled
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True."""
+    padded = np.concatenate([[False], flags, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _smooth(values: np.ndarray, width: int) -> np.ndarray:
+    """Running median over ``width`` rows (NaN kept out), so a single hot row does not count."""
+    padded = np.pad(values, width // 2, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+    with _quiet():
+        return np.nan_to_num(np.nanmedian(windows, axis=1), nan=-np.inf)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence numpy's all-NaN warnings (uncovered rows are expected)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[BrightSource], *,
+                       config: StreakPrior = StreakPrior()) -> Instances:
+    """Rescore read-out streaks by their column's bright source; cut them to their visible part.
+
+    A streak with a saturated source on its column (`column_parents`) has its score multiplied
+    by ``config.boost`` (capped at 1), one without by ``config.penalty``. With
+    ``config.extent == "visible"`` each streak is replaced by one instance per
+    `visible_segments` range (its columns over those rows, same class and score); a streak
+    visible nowhere is kept whole.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The frame (``uint8 [H, W]`` or ``[H, W, 3]``); 0 is no coverage.
+    instances : Instances
+        Predictions on ``image`` (streak masks fitted to the columns,
+        `xami.postprocess.apply_streak_fit`, or the model's).
+    sources : list of BrightSource
+        The frame's saturated sources (`xami.priors.sources.find_bright_sources`).
+    config : StreakPrior, optional
+        Score factors and extent.
+
+    Returns
+    -------
+    Instances
+        A new `Instances`: other classes first in their order, then the streaks' segments.
+    """
+    scale = instances.image_size[1] / 512
+    others = instances[np.flatnonzero(instances.labels != _STREAK)]
+    parts = [others]
+    for i in np.flatnonzero(instances.labels == _STREAK):
+        streak = instances[int(i)]
+        columns = _columns(streak)
+        parents = column_parents(columns, sources, tolerance=config.column_tolerance * scale)
+        streak.scores = np.minimum(1.0, streak.scores * (config.boost if parents
+                                                         else config.penalty))
+        if config.extent == "visible":
+            segments = visible_segments(image, columns, parents, config=config)
+            if segments:
+                streak = _segmented(streak, columns, segments, _channel0(image) != 0)
+        parts.append(streak)
+    return Instances(np.concatenate([p.boxes for p in parts]),
+                     np.concatenate([p.masks for p in parts]),
+                     np.concatenate([p.labels for p in parts]),
+                     np.concatenate([p.scores for p in parts]))
+
+
+def _columns(streak: Instances) -> tuple[int, int]:
+    """First and last column of a single streak's mask (its box where the mask is empty)."""
+    cols = np.flatnonzero(streak.masks[0].any(axis=0))
+    if cols.size:
+        return int(cols[0]), int(cols[-1])
+    x0, _, x1, _ = streak.boxes[0]
+    return int(np.floor(x0)), max(int(np.floor(x0)), int(np.ceil(x1)) - 1)
+
+
+def _segmented(streak: Instances, columns: tuple[int, int], segments: list[tuple[int, int]],
+               covered: np.ndarray) -> Instances:
+    """One instance per row range: the streak's columns over those rows, where covered."""
+    masks = np.zeros((len(segments), *streak.image_size), bool)
+    for k, (r0, r1) in enumerate(segments):
+        masks[k, r0:r1, columns[0]:columns[1] + 1] = True
+    return Instances.from_masks(masks & covered, labels=np.repeat(streak.labels, len(segments)),
+                                scores=np.repeat(streak.scores, len(segments)))

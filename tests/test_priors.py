@@ -1,0 +1,193 @@
+"""Instrument priors on generated frames: the central ring, smoke rings and read-out streaks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xami.classes import BY_NAME
+from xami.cli import _prior_config, build_parser
+from xami.pipeline import PipelineSpec
+from xami.predict.run import _provenance_cards, provenance
+from xami.priors import (
+    CentralRingPrior,
+    PriorConfig,
+    SmokeRingPrior,
+    StreakPrior,
+    apply_priors,
+    find_bright_sources,
+)
+from xami.priors.central_ring import apply_central_ring_prior, ring_likelihood
+from xami.priors.smoke_ring import apply_smoke_ring_prior
+from xami.priors.streaks import apply_streak_prior, visible_segments
+from xami.structures import Instances
+
+CR, OT, ROS, SR, SL = (BY_NAME[n].coco_id for n in ("central-ring", "other", "read-out-streak",
+                                                     "smoke-ring", "star-loop"))
+RING_BOX = [227.5, 230.0, 268.5, 262.0]  # 41 x 32 at the fixed position (248, 246)
+
+
+def _boxes(boxes: list[list[float]], labels: list[int], scores: list[float],
+           size: tuple[int, int] = (512, 512)) -> Instances:
+    """Instances whose masks are their (integer) boxes."""
+    masks = np.zeros((len(boxes), *size), bool)
+    for mask, (x0, y0, x1, y1) in zip(masks, boxes, strict=True):
+        mask[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = True
+    return Instances(np.array(boxes, float).reshape(-1, 4), masks, labels, scores)
+
+
+def _star(frame: np.ndarray, x: float, y: float, radius: float) -> None:
+    """Paint a saturated disc of ``radius`` pixels at ``(x, y)`` (pixel centres)."""
+    rows, cols = np.ogrid[:frame.shape[0], :frame.shape[1]]
+    frame[(cols + 0.5 - x) ** 2 + (rows + 0.5 - y) ** 2 <= radius**2] = 255
+
+
+# --------------------------------------------------------------------------- central ring
+def test_ring_likelihood_is_gaussian_in_distance_and_log_size():
+    shifted = np.array(RING_BOX) + np.array([12, 0, 12, 0])
+    doubled = [207.0, 214.0, 289.0, 278.0]
+    values = ring_likelihood(np.array([RING_BOX, shifted, doubled]), 512)
+    assert values == pytest.approx([1.0, math.exp(-0.5), math.exp(-2 * math.log(2) ** 2 / 0.5)])
+    assert ring_likelihood(np.array([[455.0, 460.0, 537.0, 524.0]]), 1024) == pytest.approx([1.0])
+
+
+def test_one_central_ring_survives_the_best_placed():
+    frame = np.full((512, 512), 40, np.uint8)
+    found = _boxes([[100, 100, 130, 130], RING_BOX, [258, 230, 299, 262]], [CR, CR, CR],
+                   [0.9, 0.5, 0.6])
+    kept = apply_central_ring_prior(frame, found)
+    assert kept.boxes.tolist() == [RING_BOX] and kept.scores.tolist() == [0.5]
+    low = apply_central_ring_prior(frame, found, config=CentralRingPrior(others="downscore"))
+    assert low.scores == pytest.approx([0.9 * math.exp(-(148**2 + 131**2) / 288 - 2 * (
+        math.log(30 / 41) ** 2 + math.log(30 / 32) ** 2)), 0.5, 0.6 * math.exp(-30.5**2 / 288)])
+
+
+def test_ring_is_proposed_where_covered_and_none_without_coverage():
+    frame = np.full((512, 512), 40, np.uint8)
+    far = _boxes([[100, 100, 130, 130], [10, 10, 20, 20]], [CR, SR], [0.9, 0.4])
+    proposed = apply_central_ring_prior(frame, far)
+    assert proposed.labels.tolist() == [SR, CR] and proposed.scores.tolist() == [0.4, 0.1]
+    assert proposed.boxes[1].tolist() == [228.0, 230.0, 268.0, 262.0]
+    frame[200:300, 200:300] = 0  # a window layout that leaves the ring's place uncovered
+    assert apply_central_ring_prior(frame, _boxes([RING_BOX], [CR], [0.9])).labels.tolist() == []
+    no_proposal = CentralRingPrior(propose=False)
+    assert len(apply_central_ring_prior(np.full((512, 512), 9, np.uint8), far,
+                                        config=no_proposal)) == 1
+
+
+def test_non_square_frames_are_left_alone():
+    found = _boxes([[10, 10, 40, 40], [50, 10, 80, 40]], [CR, CR], [0.9, 0.8], size=(256, 512))
+    kept = apply_central_ring_prior(np.full((256, 512), 40, np.uint8), found)
+    assert kept.scores.tolist() == [0.9, 0.8]
+
+
+# --------------------------------------------------------------------------- smoke ring
+@pytest.fixture
+def star_frame() -> np.ndarray:
+    """512 frame, sky 40, one saturated star 150 px right of the centre."""
+    frame = np.full((512, 512), 40, np.uint8)
+    _star(frame, 406.0, 256.0, 4.0)
+    return frame
+
+
+def test_bright_sources_are_the_saturated_cores(star_frame):
+    star_frame[10, 10] = 255  # a hot pixel is not a source
+    (source,) = find_bright_sources(star_frame)
+    assert (source.x, source.y, source.cols) == (406.0, 256.0, (402, 409))
+    assert source.radius == pytest.approx(math.sqrt(52 / math.pi))
+
+
+def test_smoke_rings_outward_of_a_parent_are_boosted_others_lowered(star_frame):
+    sources = find_bright_sources(star_frame)
+    found = _boxes([[429, 249, 443, 263], [369, 249, 383, 263], [399, 249, 413, 263],
+                    [429, 249, 443, 263], [411, 221, 461, 291]],
+                   [SR, SR, SR, SL, SL], [0.5, 0.5, 0.5, 0.3, 0.3])
+    out = apply_smoke_ring_prior(found, sources)
+    # outward ghost boosted; inward one lowered; the star itself dropped; a ring-sized star
+    # loop at the ghost's place relabelled; a real-sized star loop left alone
+    assert out.labels.tolist() == [SR, SR, SR, SL]
+    assert out.scores == pytest.approx([0.75, 0.25, 0.45, 0.3])
+    assert out.boxes[:, 0].tolist() == [429, 369, 429, 411]
+    plain = apply_smoke_ring_prior(found, sources, config=SmokeRingPrior(
+        drop_cores=False, relabel_size=0, boost=1.0))
+    assert plain.labels.tolist() == [SR, SR, SR, SL, SL]
+    assert plain.scores == pytest.approx([0.5, 0.25, 0.25, 0.3, 0.3])
+
+
+# --------------------------------------------------------------------------- streaks
+@pytest.fixture
+def streak_frame() -> np.ndarray:
+    """512 frame, sky 40 +- 3, rows 0-19 uncovered, a +20 streak on columns 199-201 through a
+    saturated star at (200.5, 300.5) with a halo 60 above the sky out to 14 px."""
+    rng = np.random.default_rng(0)
+    frame = 40 + rng.normal(0, 3, (512, 512))
+    frame[:, 199:202] += 20
+    rows, cols = np.ogrid[:512, :512]
+    frame[(cols - 200) ** 2 + (rows - 300) ** 2 <= 14**2] += 60
+    frame = frame.clip(1, 254).astype(np.uint8)
+    _star(frame, 200.5, 300.5, 6.0)
+    frame[:20] = 0
+    return frame
+
+
+def test_visible_segments_split_at_the_star_and_follow_coverage(streak_frame):
+    parents = find_bright_sources(streak_frame)
+    # the halo fills most of the side columns (5-9 px off the star's column) within 12 rows
+    assert visible_segments(streak_frame, (199, 201), parents) == [(20, 288), (313, 512)]
+    assert visible_segments(streak_frame, (300, 302), []) == []  # no streak there
+
+
+def test_streaks_are_rescored_by_their_column_and_cut_to_segments(streak_frame):
+    sources = find_bright_sources(streak_frame)
+    found = _boxes([[199, 20, 202, 512], [10, 10, 30, 30], [400, 20, 403, 512]],
+                   [ROS, SL, ROS], [0.6, 0.4, 0.6])
+    out = apply_streak_prior(streak_frame, found, sources)
+    assert out.labels.tolist() == [SL, ROS, ROS, ROS]
+    assert out.scores == pytest.approx([0.4, 0.9, 0.9, 0.3])
+    assert out.boxes[1:].tolist() == [[199, 20, 202, 288], [199, 313, 202, 512],
+                                      [400, 20, 403, 512]]  # no streak visible: kept whole
+    column = apply_streak_prior(streak_frame, found, sources, config=StreakPrior(extent="column"))
+    assert column.boxes[1:].tolist() == [[199, 20, 202, 512], [400, 20, 403, 512]]
+    assert column.scores == pytest.approx([0.4, 0.9, 0.3])
+
+
+# --------------------------------------------------------------------------- all steps
+def test_apply_priors_runs_the_steps_switched_on(star_frame):
+    found = _boxes([[100, 100, 130, 130], [429, 249, 443, 263]], [CR, SR], [0.9, 0.5])
+    out = apply_priors(star_frame, found)
+    assert out.labels.tolist() == [SR, CR] and out.scores == pytest.approx([0.75, 0.1])
+    off = PriorConfig(central_ring=None, smoke_ring=None, streak=None)
+    assert off.steps() == () and apply_priors(star_frame, found, config=off) is found
+    with pytest.raises(ValueError, match="must have one size"):
+        apply_priors(star_frame[:256], found)
+
+
+@pytest.mark.parametrize(("config", "match"), [
+    (lambda: CentralRingPrior(others="relabel"), "others must be one of"),
+    (lambda: CentralRingPrior(sigma=0), "sigma and size_sigma must be > 0"),
+    (lambda: SmokeRingPrior(offset_range=(0.3, 0.1)), "offset_range must be"),
+    (lambda: StreakPrior(extent="half"), "extent must be one of"),
+    (lambda: StreakPrior(block=0), "block, side_width and min_length must be >= 1"),
+    (lambda: PriorConfig(min_core=0), "min_core must be >= 1"),
+])
+def test_bad_settings_are_named(config, match):
+    with pytest.raises(ValueError, match=match):
+        config()
+
+
+def test_cli_flags_spec_and_provenance():
+    parse = build_parser().parse_args
+    assert _prior_config(parse(["predict", "x.png", "--out", "o", "--no-priors"])) is None
+    config = _prior_config(parse(["predict", "x.png", "--out", "o", "--no-smoke-ring-prior",
+                                  "--streak-extent", "column"]))
+    assert config.steps() == ("central_ring", "streak") and config.streak.extent == "column"
+    spec = PipelineSpec(priors=config)
+    assert hash(spec) == hash(PipelineSpec(priors=config))  # the Dask cache key
+    cards = _provenance_cards(provenance(spec))
+    assert cards["PRIORS"][0] == "CR,ROS" and cards["STRKEXT"][0] == "column"
+    settings = provenance(PipelineSpec(priors=None))["settings"]
+    assert settings["priors"] is None
+    assert _provenance_cards(provenance(PipelineSpec(priors=None)))["PRIORS"][0] == "none"
+    assert provenance(PipelineSpec())["settings"]["priors"]["smoke_ring"]["boost"] == 1.5
