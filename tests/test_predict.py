@@ -301,7 +301,7 @@ def test_segmentor_run_on_onnx_int8_records_its_settings(tmp_path, capsys):
     write_frame(frame, simulate_image(3).frame)
     with pytest.raises(InputError, match="quantize needs a segmentor and backend='onnx'"):
         run_predict([frame], tmp_path / "bad", pipeline=PipelineSpec(quantize="int8"))
-    assert main(["predict", str(frame), "--out", str(tmp_path / "cli"), "--quantize", "int8"]) == 1
+    assert main(["predict", str(frame), "--out", str(tmp_path / "cli"), "--quantize", "int8"]) == 2
     assert "quantize needs a segmentor" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists() and not (tmp_path / "cli").exists()
     spec = PipelineSpec(segmentor=checkpoint, sam_size=256, backend="onnx", quantize="int8")

@@ -13,15 +13,34 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from xami import __version__
-from xami.errors import XamiError
+from xami.errors import UsageError, XamiError
 
 if TYPE_CHECKING:
     from xami.priors import PriorConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (exit 2), like xami's own."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} "
+                              f"(see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """An ``int >= 0`` option value (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 # --------------------------------------------------------------------------- simulate
@@ -387,7 +406,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="one offline HTML page of a prediction run")
     p.add_argument("run_dir", type=Path, help="folder of an `xami predict` run")
-    p.add_argument("--max-images", type=int, default=200,
+    p.add_argument("--max-images", type=_count, default=200,
                    help="overlays shown in the gallery (default 200)")
     p.set_defaults(func=_cmd_report)
 
@@ -418,7 +437,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     """The ``xami`` argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xami", description="Find and mask instrumental artefacts in XMM-OM images.")
     parser.add_argument("--version", action="version", version=f"xami {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -433,6 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except UsageError as err:
+        print(f"xami {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except XamiError as err:
         print(f"xami {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FAILED

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from xami.errors import InputError, NoDetectionsWarning
+from xami.errors import NoDetectionsWarning, UsageError
 from xami.io.fits import is_fits_name, read_om_image
 from xami.io.images import read_frame
 from xami.models.detector import Detector, load_detector
@@ -175,9 +175,9 @@ class PipelineSpec:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
-            raise InputError(None, f"conf must be in [0, 1], got {self.conf!r}")
+            raise UsageError(None, f"conf must be in [0, 1], got {self.conf!r}")
         if self.quantize is not None and (self.backend != "onnx" or self.segmentor is None):
-            raise InputError(None, "quantize needs a segmentor and backend='onnx', got "
+            raise UsageError(None, "quantize needs a segmentor and backend='onnx', got "
                                    f"segmentor={self.segmentor!r}, backend={self.backend!r}")
         for name in ("detector", "segmentor"):
             path = getattr(self, name)

@@ -24,7 +24,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from tqdm import tqdm
 
 from xami import __version__
-from xami.errors import FitsError, InputError, XamiError
+from xami.errors import FitsError, InputError, UsageError, XamiError
 from xami.instrument import RELEASED_SIZE
 from xami.io.atomic import write_text_atomic
 from xami.io.fits import OMImage, fits_stem, read_om_image
@@ -475,9 +475,9 @@ def preprocess_files(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os
     >>> failures = preprocess_files(["S0123456789_V.fits"], "frames")  # doctest: +SKIP
     """
     if not isinstance(size, int) or size < 1:
-        raise InputError(None, f"size must be a positive integer, got {size!r}")
+        raise UsageError(None, f"size must be a positive integer, got {size!r}")
     if asinh_a is not None and not asinh_a > 0:
-        raise InputError(None, f"asinh_a must be positive, got {asinh_a!r}")
+        raise UsageError(None, f"asinh_a must be positive, got {asinh_a!r}")
     failures: list[tuple[str, str]] = []
     written: set[str] = set()
     for spec in tqdm([str(p) for p in inputs], desc="preprocess", unit="image", disable=None):

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xami.errors import InputError
+from xami.errors import UsageError
 from xami.predict.records import _failed, _write_record
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def dask_client(address: str | None = None, *, workers: int | None = None,
     from distributed import Client, LocalCluster
 
     if workers is not None and (address is not None or workers < 1):
-        raise InputError(None, f"workers must be a positive integer, for a local cluster (no "
+        raise UsageError(None, f"workers must be a positive integer, for a local cluster (no "
                                f"address); got workers={workers!r}, address={address!r}")
     if address is not None:
         with Client(address) as client:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from xami import __version__
 from xami.classes import BY_COCO_ID, CLASSES
 from xami.data.coco import read_coco
-from xami.errors import InputError, NoDetectionsWarning, XamiError
+from xami.errors import InputError, NoDetectionsWarning, UsageError, XamiError
 from xami.io.atomic import file_sha256, write_text_atomic
 from xami.io.fits import fits_stem, split_selector
 from xami.models.detector import BUNDLED_DETECTOR
@@ -81,10 +81,10 @@ class PredictConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.formats) - set(FORMATS))
         if unknown or not self.formats:
-            raise InputError(None, f"formats must be among {', '.join(FORMATS)}, got "
+            raise UsageError(None, f"formats must be among {', '.join(FORMATS)}, got "
                                    f"{', '.join(self.formats) or 'none'}")
         if self.mask_grid not in MASK_GRIDS:
-            raise InputError(None, f"mask grid must be one of {MASK_GRIDS}, got "
+            raise UsageError(None, f"mask grid must be one of {MASK_GRIDS}, got "
                                    f"{self.mask_grid!r}")
 
 
@@ -135,60 +135,6 @@ class RunSummary:
         per_image = "no image processed" if seconds is None else f"{seconds:.2f} s/image"
         return (f"{len(self.records)} images ({done} done, {len(self.failures)} failed); "
                 f"instances: {per_class}; {per_image}")
-
-
-def provenance(pipeline: Pipeline | PipelineSpec) -> dict[str, Any]:
-    """``run.json`` description of the models and thresholds of a pipeline or its settings."""
-    def model(source: str | None) -> dict[str, str] | None:
-        if not source:
-            return None
-        path = Path(source)
-        return {"path": str(path), "sha256": file_sha256(path) if path.is_file() else ""}
-
-    if isinstance(pipeline, PipelineSpec):
-        sources = (str(pipeline.detector or BUNDLED_DETECTOR), pipeline.segmentor)
-        conf, backend, quantize = pipeline.conf, pipeline.backend, pipeline.quantize
-        sam_size = pipeline.sam_size if pipeline.segmentor else None
-    else:
-        segmentor = pipeline.segmentor
-        sources = (pipeline.detector.source, segmentor.source if segmentor else None)
-        conf = pipeline.detector.config.conf
-        backend = "onnx" if pipeline.detector.source.endswith(".onnx") else "torch"
-        quantize = getattr(segmentor, "quantize", None)
-        sam_size = segmentor.config.sam_size if segmentor else None
-    return {
-        "models": {"detector": model(sources[0]), "segmentor": model(sources[1])},
-        "settings": {"conf": conf, "faint_threshold": pipeline.faint_rule.threshold,
-                     "streak_fit": pipeline.streak_fit is not None, "backend": backend,
-                     "sam_size": sam_size, "quantize": quantize,
-                     "priors": None if pipeline.priors is None else asdict(pipeline.priors)},
-    }
-
-
-def _provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
-    """Primary-header cards of a run's provenance."""
-    cards: dict[str, Any] = {"XAMIVER": (__version__, "xami version")}
-    for key, name in (("DET", "detector"), ("SEG", "segmentor")):
-        model = prov["models"][name]
-        if model:
-            cards[f"{key}FILE"] = (Path(model["path"]).name, f"{name} weights")
-            cards[f"{key}SHA"] = model["sha256"]  # 64 hex digits: no room for a comment
-    settings = prov["settings"]
-    cards["CONF"] = (settings["conf"], "detector confidence threshold")
-    cards["FAINTTHR"] = (settings["faint_threshold"], "faint-rule threshold")
-    cards["STRKFIT"] = (settings["streak_fit"], "read-out streaks fitted to columns")
-    cards["BACKEND"] = (settings["backend"], "torch or onnx (ONNX Runtime)")
-    priors = settings["priors"] or {}
-    steps = [short for name, short in (("central_ring", "CR"), ("smoke_ring", "SR"),
-                                       ("streak", "ROS")) if priors.get(name)]
-    cards["PRIORS"] = (",".join(steps) or "none", "instrument priors (xami.priors)")
-    if priors.get("streak"):
-        cards["STRKEXT"] = (priors["streak"]["extent"], "streak extent: visible or column")
-    if settings["sam_size"]:
-        cards["SAMSIZE"] = (settings["sam_size"], "segmentor input side, pixels")
-    if settings["quantize"]:
-        cards["QUANTIZ"] = (settings["quantize"], "segmentor encoder quantisation")
-    return cards
 
 
 def _finished(record: dict[str, Any] | None, spec: str, out_dir: Path,
@@ -344,7 +290,7 @@ def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
         raise InputError(None, "a Dask run takes the pipeline's settings (PipelineSpec), "
                                "not its models")
     if in_flight is not None and in_flight < 1:
-        raise InputError(None, f"in_flight must be a positive integer, got {in_flight!r}")
+        raise UsageError(None, f"in_flight must be a positive integer, got {in_flight!r}")
     gt_ids = None if gt is None else {Path(r.file_name).stem: r.image_id for r in read_coco(gt)}
     out = Path(os.path.abspath(out_dir))
     (out / "records").mkdir(parents=True, exist_ok=True)
