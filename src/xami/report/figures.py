@@ -9,8 +9,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from xami.classes import BY_NAME, CLASSES
+from xami.classes import BY_NAME, BY_SHORT, TABLE3_ORDER
 from xami.io.atomic import atomic_path
+from xami.report.markup import table3_sorted
+
+_TABLE3_CLASSES = tuple(BY_SHORT[short] for short in TABLE3_ORDER)  # bar order in every figure
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) -> None:
@@ -21,7 +24,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) ->
 
 def plot_class_distribution(instances: Mapping[str, Mapping[str, int]],
                             path: str | os.PathLike[str]) -> None:
-    """Bar chart of the instances of each class as a percentage of each split.
+    """Bar chart of the instances of each class as a percentage of each split (Table 3 order).
 
     Parameters
     ----------
@@ -37,14 +40,15 @@ def plot_class_distribution(instances: Mapping[str, Mapping[str, int]],
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot()
     width = 0.8 / max(len(instances), 1)
-    x = np.arange(len(CLASSES))
+    x = np.arange(len(_TABLE3_CLASSES))
     for i, (split, counts) in enumerate(instances.items()):
         total = max(sum(counts.values()), 1)
-        values = [100.0 * counts.get(c.name, 0) / total for c in CLASSES]
+        values = [100.0 * counts.get(c.name, 0) / total for c in _TABLE3_CLASSES]
         bars = ax.bar(x + (i - (len(instances) - 1) / 2) * width, values, width,
                       label=f"{split} ({sum(counts.values())})")
-        ax.bar_label(bars, labels=[str(counts.get(c.name, 0)) for c in CLASSES], fontsize=7)
-    ax.set_xticks(x, [c.short for c in CLASSES])
+        ax.bar_label(bars, labels=[str(counts.get(c.name, 0)) for c in _TABLE3_CLASSES],
+                     fontsize=7)
+    ax.set_xticks(x, [c.short for c in _TABLE3_CLASSES])
     ax.set_ylabel("% of the split's instances")
     ax.set_title("Instances per class")
     ax.legend()
@@ -53,7 +57,7 @@ def plot_class_distribution(instances: Mapping[str, Mapping[str, int]],
 
 def plot_box_centres(centres: Mapping[str, np.ndarray], path: str | os.PathLike[str], *,
                      bins: int = 32) -> None:
-    """Per class, a 2-D histogram of box centres over the image (the authors' heat map).
+    """Per class (in Table 3 order), a 2-D histogram of box centres over the image (a heat map).
 
     Parameters
     ----------
@@ -65,7 +69,8 @@ def plot_box_centres(centres: Mapping[str, np.ndarray], path: str | os.PathLike[
         Histogram bins per axis.
     """
     fig = Figure(figsize=(3.2 * len(centres), 3.4))
-    for i, (name, xy) in enumerate(centres.items()):
+    for i, name in enumerate(table3_sorted(centres)):
+        xy = centres[name]
         ax = fig.add_subplot(1, len(centres), i + 1)
         hist, _, _ = np.histogram2d(xy[:, 1], xy[:, 0], bins=bins, range=[[0, 1], [0, 1]])
         ax.imshow(hist, extent=(0, 1, 1, 0), cmap="magma", interpolation="nearest")
@@ -98,7 +103,9 @@ def plot_iou_cdf(per_image: Sequence[float], path: str | os.PathLike[str], *,
     ax = fig.add_subplot()
     mean = f", mean {np.mean(per_image):.3f}" if len(per_image) else ""
     _step_cdf(ax, per_image, f"per image (n={len(per_image)}{mean})", colour="black", width=2.0)
-    for name, values in (matched or {}).items():
+    matched = matched or {}
+    for name in table3_sorted(matched):
+        values = matched[name]
         short = BY_NAME[name].short if name in BY_NAME else name
         _step_cdf(ax, values, f"{short} matched instances (n={len(values)})", colour=None,
                   width=1.0)
@@ -130,7 +137,7 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
     ----------
     per_class : Mapping[str, Mapping[str, float]]
         ``class name -> {key: value in 0..1}`` (`xami.eval.coco_ap`'s ``per_class``), drawn in
-        this order; NaN or None is undefined.
+        the order of the paper's Table 3 (other names after); NaN or None is undefined.
     path : str or os.PathLike
         Output PNG.
     keys : Sequence[str], optional
@@ -145,16 +152,17 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
     """
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot()
-    x = np.arange(len(per_class))
+    names = table3_sorted(per_class)
+    x = np.arange(len(names))
     width = 0.8 / len(keys)
     for i, key in enumerate(keys):
-        values = np.array([np.nan if v[key] is None else v[key] for v in per_class.values()],
-                          dtype=np.float64)
+        values = np.array([np.nan if per_class[n][key] is None else per_class[n][key]
+                           for n in names], dtype=np.float64)
         bars = ax.bar(x + (i - (len(keys) - 1) / 2) * width, 100 * np.nan_to_num(values),
                       width, label=key)
         ax.bar_label(bars, labels=["n/a" if np.isnan(v) else f"{100 * v:.1f}" for v in values],
                      fontsize=7)
-    ax.set_xticks(x, [BY_NAME[n].short if n in BY_NAME else n for n in per_class])
+    ax.set_xticks(x, [BY_NAME[n].short if n in BY_NAME else n for n in names])
     ax.set_ylim(0, 105)
     ax.set_ylabel("AP (%)")
     ax.set_title(title)

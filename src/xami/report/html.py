@@ -1,26 +1,39 @@
-"""HTML report of a prediction run: one self-contained page (inline CSS, images as data URIs)."""
+"""HTML report of a prediction run: one page (inline CSS, plots and thumbnails as data URIs)."""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
-import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from xami import __version__
-from xami.classes import BY_NAME, BY_SHORT, CLASSES, TABLE3_ORDER, ArtefactClass
+from xami.classes import BY_NAME, BY_SHORT, TABLE3_ORDER
 from xami.errors import InputError
 from xami.io.atomic import write_text_atomic
+from xami.report.gallery import gallery
+from xami.report.markup import (
+    DASH,
+    class_label,
+    esc,
+    field,
+    num,
+    row,
+    table,
+    table3_sorted,
+)
 
 _AP_COLUMNS = (("AP50", "AP<sub>50</sub>"), ("AP75", "AP<sub>75</sub>"),
                ("AP", "AP<sub>0.5:0.95</sub>"), ("AP50_90_paper", "AP<sub>50–90</sub> (paper)"))
 _SIZE_COLUMNS = _AP_COLUMNS[:3]
+_SEGM_BBOX = ("mask (segm)", "box (bbox)")
+_PR_COLUMNS = (("precision", "precision"), ("recall", "recall"), ("tp", "TP"), ("fp", "FP"),
+               ("fn", "FN"))
+_PR_KEY = re.compile(r"iou_(\d+(?:\.\d+)?)")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_DASH = "—"
 
 _CSS = """
 :root { --fg: #1d2330; --muted: #5b6472; --line: #d5d9e0; --card: #f5f6f8; }
@@ -44,10 +57,22 @@ dl.meta dd { margin: 0; }
 .stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: .5rem; }
 .stats div { background: var(--card); padding: .5rem .7rem; border-radius: 6px; }
 .stats b { display: block; font-size: 1.4rem; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 1rem; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 6px;
+.grid { display: grid; gap: 1rem; }
+.card { display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; align-items: flex-start;
+        background: var(--card); border: 1px solid var(--line); border-radius: 6px;
         padding: .6rem; margin: 0; }
 .card img, .plot img { max-width: 100%; height: auto; display: block; }
+.card .pic { flex: 0 0 auto; max-width: 100%; }
+.card .info { flex: 1 1 420px; min-width: 0; overflow-x: auto; }
+.card .pic p { margin: .2rem 0 0; }
+.caption { margin: 0 0 .2rem; }
+.thumb { position: relative; width: fit-content; max-width: 100%; }
+.compass { position: absolute; top: 4px; right: 4px; }
+.compass path { fill: none; stroke: #fff; stroke-width: 1.6; stroke-linecap: round; }
+.compass path.halo { stroke: #000; stroke-width: 3.6; }
+.compass text { fill: #fff; stroke: #000; stroke-width: 3px; paint-order: stroke;
+                font: bold 12px system-ui, sans-serif; text-anchor: middle;
+                dominant-baseline: central; }
 .plot { margin: 0 0 1rem; }
 .note { color: #8a4b00; font-style: italic; }
 .muted { color: var(--muted); }
@@ -70,9 +95,13 @@ def write_report(run_dir: str | os.PathLike[str], *, max_images: int = 200) -> P
     The page shows the run's provenance (xami version, date, command, models with checksums,
     settings), its summary (images done / failed, instances per class, seconds per image), the
     failures with their reasons, the evaluation when the run has one (``metrics.json`` as tables
-    in the layout of the paper's Table 3, ``table3.md`` and ``plots/*.png``) and a gallery of the
-    overlay PNGs with each image's instances. Every image is embedded as a base64 data URI and
-    the CSS is inline, so the file opens offline and can be sent on its own.
+    in the layout of the paper's Table 3, precision / recall per class, ``table3.md`` and
+    ``plots/*.png``) and a gallery (`xami.report.gallery`): per image a caption with filter and
+    exposure, a thumbnail linking to the full-size overlay ``NAME.png``, north / east arrows and
+    the instances with their RA, Dec where the image has a WCS. Classes are listed in the order
+    of the paper's Table 3 (CR, SR, SL, ROS, OT) everywhere. Plots and thumbnails are embedded as
+    base64 data URIs and the CSS is inline, so the page opens offline and shows everything but
+    the full-size overlays when sent on its own.
 
     Parameters
     ----------
@@ -81,7 +110,8 @@ def write_report(run_dir: str | os.PathLike[str], *, max_images: int = 200) -> P
         relative to this folder) and optionally ``metrics.json``, ``table3.md`` and ``plots/``.
     max_images : int, optional
         Most images shown in the gallery (in ``run.json`` order, failed images left out); the
-        page says how many more there are. Each overlay adds its PNG size (x 4/3) to the page.
+        page says how many more there are. Each image adds its thumbnail (a JPEG of at most
+        `xami.report.gallery.THUMBNAIL_PX` px, typically 20-40 KB) to the page.
 
     Returns
     -------
@@ -113,7 +143,7 @@ def write_report(run_dir: str | os.PathLike[str], *, max_images: int = 200) -> P
         _summary(run.get("summary") or {}),
         _failures(images),
         _evaluation(run_dir, _read_json(run_dir / "metrics.json", required=False)),
-        _gallery(run_dir, images, max_images),
+        gallery(run_dir, images, max_images),
     ]
     out = run_dir / "report.html"
     write_text_atomic(out, _page(f"xami report: {run_dir.resolve().name}", sections))
@@ -141,61 +171,21 @@ def _page(title: str, sections: Sequence[str]) -> str:
                    for a in ("summary", "failures", "evaluation", "gallery"))
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<meta name="generator" content="xami {_e(__version__)}">\n'
-            f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{_e(title)}</h1>\n<nav>{nav}</nav>\n" + "\n".join(sections)
+            f'<meta name="generator" content="xami {esc(__version__)}">\n'
+            f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            f"<h1>{esc(title)}</h1>\n<nav>{nav}</nav>\n" + "\n".join(sections)
             + f"\n<script>{_SCRIPT}</script>\n</body>\n</html>\n")
-
-
-def _e(value: object) -> str:
-    """Escaped text of a value; None as a dash."""
-    return _DASH if value is None else html.escape(str(value))
-
-
-def _num(value: object, digits: int | None = 3) -> str:
-    """A cell for a number: floats rounded (as written when ``digits`` is None), NaN as a dash."""
-    if isinstance(value, float) and digits is not None:
-        return _DASH if math.isnan(value) else f"{value:.{digits}f}"
-    return _e(value)
-
-
-def _row(cells: Iterable[str], tag: str = "td") -> str:
-    """One table row of ready HTML cells."""
-    return "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
-
-
-def _table(head: str, rows: Iterable[Sequence[str]], *, numeric: bool = False) -> str:
-    """A table from a ready ``<tr>`` head (may be empty) and rows of ready HTML cells."""
-    body = "\n".join(_row(r) for r in rows)
-    cls = ' class="num"' if numeric else ""
-    thead = f"<thead>{head}</thead>" if head else ""
-    return f"<table{cls}>{thead}<tbody>\n{body}\n</tbody></table>"
-
-
-def _field(obj: object, key: str) -> Any:
-    """``obj[key]`` when ``obj`` is a JSON object, else None (tolerates partial files)."""
-    return obj.get(key) if isinstance(obj, Mapping) else None
-
-
-def _class_label(name: str, cls: ArtefactClass | None = None) -> str:
-    """Colour swatch, short name and full name of a class (plain escaped text if unknown)."""
-    cls = cls or BY_NAME.get(name)
-    if cls is None:
-        return _e(name)
-    r, g, b = cls.colour
-    return (f'<span class="sw" style="background: rgb({r}, {g}, {b})"></span>'
-            f'<b>{cls.short}</b> <span class="muted">{_e(cls.name)}</span>')
 
 
 def _header(run: Mapping[str, Any], run_dir: Path) -> str:
     """Provenance of the run: version, date, command, models and settings."""
     models = run.get("models") or {}
-    model_rows = [[_e(role), "none" if m is None else _e(_field(m, "path") or m),
-                   f"<code>{_e(_field(m, 'sha256'))}</code>"] for role, m in models.items()]
-    items = [("folder", f"<code>{_e(run_dir)}</code>"),
-             ("xami version", _e(run.get("xami_version"))), ("created", _e(run.get("created"))),
-             ("command", f"<code>{_e(run.get('command'))}</code>"),
-             ("models", _table(_row(["role", "path", "sha256"], "th"), model_rows)),
+    model_rows = [[esc(role), "none" if m is None else esc(field(m, "path") or m),
+                   f"<code>{esc(field(m, 'sha256'))}</code>"] for role, m in models.items()]
+    items = [("folder", f"<code>{esc(run_dir)}</code>"),
+             ("xami version", esc(run.get("xami_version"))), ("created", esc(run.get("created"))),
+             ("command", f"<code>{esc(run.get('command'))}</code>"),
+             ("models", table(row(["role", "path", "sha256"], "th"), model_rows)),
              ("settings", _generic(run.get("settings"), digits=None))]
     meta = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items)
     return f'<section id="run"><h2>Run</h2><dl class="meta">{meta}</dl></section>'
@@ -203,17 +193,17 @@ def _header(run: Mapping[str, Any], run_dir: Path) -> str:
 
 def _summary(summary: Mapping[str, Any]) -> str:
     """Counts of images and instances, with the class colours, and the speed."""
-    counts = _field(summary, "instances") or {}
+    counts = field(summary, "instances") or {}
     total = sum(v for v in counts.values() if isinstance(v, int)) if counts else None
-    stats = [("images", _num(summary.get("images"))), ("done", _num(summary.get("done"))),
-             ("failed", _num(summary.get("failed"))), ("instances", _num(total)),
-             ("seconds per image", _num(summary.get("seconds_per_image"), 2))]
+    stats = [("images", num(summary.get("images"))), ("done", num(summary.get("done"))),
+             ("failed", num(summary.get("failed"))), ("instances", num(total)),
+             ("seconds per image", num(summary.get("seconds_per_image"), 2))]
     cards = "".join(f"<div><b>{v}</b>{k}</div>" for k, v in stats)
-    rows = [[_class_label(c.name), _num(counts.get(c.name, 0) if counts else None)]
-            for c in CLASSES]
-    rows += [[_e(k), _num(v)] for k, v in counts.items() if k not in BY_NAME]
-    table = _table(_row(["class", "instances"], "th"), rows, numeric=True)
-    return (f'<section id="summary"><h2>Summary</h2><div class="stats">{cards}</div>{table}'
+    names = [BY_SHORT[short].name for short in TABLE3_ORDER]
+    rows = [[class_label(n), num(counts.get(n, 0) if counts else None)] for n in names]
+    rows += [[esc(k), num(v)] for k, v in counts.items() if k not in BY_NAME]
+    per_class = table(row(["class", "instances"], "th"), rows, numeric=True)
+    return (f'<section id="summary"><h2>Summary</h2><div class="stats">{cards}</div>{per_class}'
             "</section>")
 
 
@@ -223,9 +213,9 @@ def _failures(images: Sequence[Mapping[str, Any]]) -> str:
     if not failed:
         body = "<p>No image failed.</p>"
     else:
-        rows = [[_e(im.get("name")), f"<code>{_e(im.get('input'))}</code>", _e(im.get("reason"))]
+        rows = [[esc(im.get("name")), f"<code>{esc(im.get('input'))}</code>", esc(im.get("reason"))]
                 for im in failed]
-        body = _table(_row(["image", "input", "reason"], "th"), rows)
+        body = table(row(["image", "input", "reason"], "th"), rows)
     return f'<section id="failures"><h2>Failures ({len(failed)})</h2>{body}</section>'
 
 
@@ -235,7 +225,7 @@ def _evaluation(run_dir: Path, metrics: Mapping[str, Any] | None) -> str:
     table3 = run_dir / "table3.md"
     if table3.is_file():
         parts.append(f"<details><summary><code>table3.md</code></summary>"
-                     f"<pre>{_e(table3.read_text(encoding='utf-8'))}</pre></details>")
+                     f"<pre>{esc(table3.read_text(encoding='utf-8'))}</pre></details>")
     parts += [_plot(path) for path in sorted((run_dir / "plots").glob("*.png"))]
     if not parts:
         parts = ["<p>No evaluation: this run has no <code>metrics.json</code>.</p>"]
@@ -250,32 +240,66 @@ def _metrics(metrics: Mapping[str, Any]) -> list[str]:
              "AP<sub>0.5:0.95</sub> is COCO's AP averaged over IoU 0.50, 0.55, …, 0.95; "
              "AP<sub>50–90</sub> (paper) is the mean of AP at IoU 0.5 and at IoU 0.9, what the "
              "XAMI authors report as mAP50-90 (<code>AP50_90_paper</code>).</p>"]
-    if any(_field(part, size) for part in (segm, bbox) for size in ("small", "medium", "large")):
+    if any(field(part, size) for part in (segm, bbox) for size in ("small", "medium", "large")):
         parts += ["<h3>AP by object size</h3>", _size_table(segm, bbox)]
     if "mean_iou" in metrics:
         over = metrics.get("images_in_mean_iou")
-        parts.append(f"<p>Mean mask IoU: <b>{_num(metrics['mean_iou'])}</b> ± "
-                     f"{_num(metrics.get('mean_iou_std'))}"
-                     + ("" if over is None else f" (over {_e(over)} images)") + "</p>")
-    if gt := _field(metrics.get("provenance"), "gt"):
-        parts.append(f"<p>Ground truth <code>{_e(gt)}</code>, detections with score ≥ "
-                     f"{_num(metrics.get('conf'), None)}.</p>")
+        parts.append(f"<p>Mean mask IoU: <b>{num(metrics['mean_iou'])}</b> ± "
+                     f"{num(metrics.get('mean_iou_std'))}"
+                     + ("" if over is None else f" (over {esc(over)} images)") + "</p>")
+    if gt := field(metrics.get("provenance"), "gt"):
+        parts.append(f"<p>Ground truth <code>{esc(gt)}</code>, detections with score ≥ "
+                     f"{num(metrics.get('conf'), None)}.</p>")
     if "precision_recall" in metrics:
-        parts += ["<h3>Precision and recall</h3>", _generic(metrics["precision_recall"])]
+        parts += ["<h3>Precision and recall</h3>", *_precision_recall(metrics["precision_recall"])]
     return parts
+
+
+def _precision_recall(pr: object) -> list[str]:
+    """One table: per class, precision, recall, TP, FP, FN at each IoU threshold; the rest as is.
+
+    ``pr`` is ``{"iou_0.5": {"per_class": {name: {precision, recall, tp, fp, fn}}, "mean":
+    {precision, recall}}, ...}`` (`xami.eval.evaluate`); entries of another layout are shown
+    after the table, generically.
+    """
+    levels = _pr_levels(pr)
+    if not levels:
+        return [_generic(pr)]
+    blocks = [pr[key] for _, key in levels]
+    names = table3_sorted(dict.fromkeys([BY_SHORT[s].name for s in TABLE3_ORDER]
+                                        + [n for b in blocks for n in b["per_class"]]))
+    head = _grouped_head("class", [f"IoU ≥ {esc(t)}" for t, _ in levels],
+                         [label for _, label in _PR_COLUMNS])
+    rows = [["<b>mean over classes</b>",
+             *(num(field(b.get("mean"), key)) for b in blocks for key, _ in _PR_COLUMNS)]]
+    rows += [[class_label(name), *(num(field(b["per_class"].get(name), key))
+                                   for b in blocks for key, _ in _PR_COLUMNS)] for name in names]
+    rest = {k: v for k, v in pr.items() if k not in {key for _, key in levels}}
+    return [table(head, rows, numeric=True),
+            '<p class="muted">Masks matched one to one per image and class (Hungarian); mean '
+            "over classes: unweighted, over the classes where the ratio is defined.</p>",
+            *([_generic(rest)] if rest else [])]
+
+
+def _pr_levels(pr: object) -> list[tuple[str, str]]:
+    """``(IoU threshold, key)`` of the ``iou_T`` blocks with a ``per_class`` table, T descending."""
+    if not isinstance(pr, Mapping):
+        return []
+    levels = [(m.group(1), k) for k, v in pr.items()
+              if (m := _PR_KEY.fullmatch(str(k))) and isinstance(field(v, "per_class"), Mapping)]
+    return sorted(levels, key=lambda level: -float(level[0]))
 
 
 def _ap_cells(source: object, columns: Sequence[tuple[str, str]]) -> list[str]:
     """The AP values of one row, in column order."""
-    return [_num(_field(source, key)) for key, _ in columns]
+    return [num(field(source, key)) for key, _ in columns]
 
 
-def _grouped_head(first: str, columns: Sequence[tuple[str, str]]) -> str:
-    """Two head rows: mask and box groups over their AP columns."""
-    n = len(columns)
-    return (f'<tr><th rowspan="2">{first}</th><th colspan="{n}">mask (segm)</th>'
-            f'<th colspan="{n}">box (bbox)</th></tr>'
-            + _row([label for _, label in columns] * 2, "th"))
+def _grouped_head(first: str, groups: Sequence[str], labels: Sequence[str]) -> str:
+    """Two head rows: each group's name over its own copy of the column labels."""
+    spans = "".join(f'<th colspan="{len(labels)}">{g}</th>' for g in groups)
+    return (f'<tr><th rowspan="2">{first}</th>{spans}</tr>'
+            + row(list(labels) * len(groups), "th"))
 
 
 def _table3(segm: Mapping[str, Any], bbox: Mapping[str, Any]) -> str:
@@ -286,18 +310,20 @@ def _table3(segm: Mapping[str, Any], bbox: Mapping[str, Any]) -> str:
             label, sources = "<b>overall</b>", (segm, bbox)
         else:
             cls = BY_SHORT[key]
-            label = _class_label(cls.name, cls)
-            sources = tuple(_field(_field(p, "per_class"), cls.name) for p in (segm, bbox))
+            label = class_label(cls.name, cls)
+            sources = tuple(field(field(p, "per_class"), cls.name) for p in (segm, bbox))
         rows.append([label, *(c for s in sources for c in _ap_cells(s, _AP_COLUMNS))])
-    return _table(_grouped_head("class", _AP_COLUMNS), rows, numeric=True)
+    head = _grouped_head("class", _SEGM_BBOX, [label for _, label in _AP_COLUMNS])
+    return table(head, rows, numeric=True)
 
 
 def _size_table(segm: Mapping[str, Any], bbox: Mapping[str, Any]) -> str:
     """COCO's small / medium / large AP, mask then box."""
-    rows = [[size, *_ap_cells(_field(segm, size), _SIZE_COLUMNS),
-             *_ap_cells(_field(bbox, size), _SIZE_COLUMNS)]
+    rows = [[size, *_ap_cells(field(segm, size), _SIZE_COLUMNS),
+             *_ap_cells(field(bbox, size), _SIZE_COLUMNS)]
             for size in ("small", "medium", "large")]
-    return _table(_grouped_head("objects", _SIZE_COLUMNS), rows, numeric=True)
+    head = _grouped_head("objects", _SEGM_BBOX, [label for _, label in _SIZE_COLUMNS])
+    return table(head, rows, numeric=True)
 
 
 def _is_scalar(value: object) -> bool:
@@ -309,19 +335,19 @@ def _generic(value: object, digits: int | None = 3) -> str:
     """Any JSON value as HTML: a 2-D table for a dict of flat dicts, key/value rows otherwise."""
     if isinstance(value, Mapping):
         if not value:
-            return _DASH
+            return DASH
         inner = list(value.values())
         if all(isinstance(v, Mapping) and v and all(map(_is_scalar, v.values())) for v in inner):
             cols = list(dict.fromkeys(k for v in inner for k in v))
-            rows = [[_class_label(str(k)), *(_num(v.get(c), digits) for c in cols)]
-                    for k, v in value.items()]
-            return _table(_row(["", *map(_e, cols)], "th"), rows, numeric=True)
-        return _table("", [[f"<b>{_e(k)}</b>", _generic(v, digits)] for k, v in value.items()])
+            rows = [[class_label(str(k)), *(num(value[k].get(c), digits) for c in cols)]
+                    for k in table3_sorted(value)]
+            return table(row(["", *map(esc, cols)], "th"), rows, numeric=True)
+        return table("", [[f"<b>{esc(k)}</b>", _generic(v, digits)] for k, v in value.items()])
     if isinstance(value, list):
         if all(map(_is_scalar, value)):
-            return f'<div class="scroll">{", ".join(_num(v, digits) for v in value)}</div>'
+            return f'<div class="scroll">{", ".join(num(v, digits) for v in value)}</div>'
         return "".join(_generic(v, digits) for v in value)
-    return _num(value, digits)
+    return num(value, digits)
 
 
 def _data_uri(path: Path) -> str | None:
@@ -338,54 +364,6 @@ def _data_uri(path: Path) -> str | None:
 def _plot(path: Path) -> str:
     """One evaluation plot with its file name as caption."""
     uri = _data_uri(path)
-    body = (f'<img src="{uri}" alt="{_e(path.stem)}">' if uri
-            else f'<p class="note">{_e(path.name)} is not a readable PNG.</p>')
-    return f'<figure class="plot">{body}<figcaption>{_e(path.name)}</figcaption></figure>'
-
-
-def _gallery(run_dir: Path, images: Sequence[Mapping[str, Any]], max_images: int) -> str:
-    """Cards of the first ``max_images`` images that did not fail, and how many are left out."""
-    candidates = [im for im in images if im.get("status") != "failed"]
-    shown = candidates[:max_images]
-    hidden = len(candidates) - len(shown)
-    note = (f'<p class="note">{hidden} more image(s) not shown (max_images={max_images}).</p>'
-            if hidden else "")
-    cards = "\n".join(_card(run_dir, im) for im in shown)
-    return (f'<section id="gallery"><h2>Gallery ({len(shown)} of {len(candidates)})</h2>{note}'
-            f'<div class="grid">\n{cards}\n</div></section>')
-
-
-def _card(run_dir: Path, image: Mapping[str, Any]) -> str:
-    """One image: name, overlay (or a note saying why there is none) and its instances."""
-    name = image.get("name") or image.get("input")
-    rel = _field(image.get("outputs"), "png")
-    uri = _data_uri(run_dir / str(rel)) if rel else None
-    if uri:
-        picture = f'<img src="{uri}" alt="overlay of {_e(name)}">'
-    elif rel:
-        picture = f'<p class="note">Overlay <code>{_e(rel)}</code> is missing or not a PNG.</p>'
-    else:
-        picture = '<p class="note">No overlay PNG in this run (format "png" not written).</p>'
-    instances = image.get("instances") or []
-    info = (f'<p class="muted"><code>{_e(image.get("input"))}</code> · {_e(image.get("status"))}'
-            f' · {len(instances)} instance(s) · {_num(image.get("seconds"), 2)} s</p>')
-    return (f'<figure class="card"><h3>{_e(name)}</h3>{info}{picture}'
-            f"{_instance_table(instances)}</figure>")
-
-
-def _instance_table(instances: Sequence[Any]) -> str:
-    """Class, score, box and area of each instance of an image."""
-    if not instances:
-        return "<p>No artefacts found.</p>"
-    rows = [[_class_label(str(_field(inst, "class"))), _e(_field(inst, "id")),
-             _num(_field(inst, "score")), _bbox(_field(inst, "bbox")),
-             _num(_field(inst, "area"), 1)] for inst in instances]
-    head = _row(["class", "#", "score", "box x0, y0, x1, y1 (px)", "area (px)"], "th")
-    return _table(head, rows, numeric=True)
-
-
-def _bbox(box: object) -> str:
-    """A box as rounded pixel coordinates."""
-    if isinstance(box, list) and all(isinstance(v, (int, float)) for v in box):
-        return ", ".join(f"{v:.1f}" for v in box)
-    return _e(box)
+    body = (f'<img src="{uri}" alt="{esc(path.stem)}">' if uri
+            else f'<p class="note">{esc(path.name)} is not a readable PNG.</p>')
+    return f'<figure class="plot">{body}<figcaption>{esc(path.name)}</figcaption></figure>'

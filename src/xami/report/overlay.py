@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -13,6 +16,13 @@ from xami.classes import BY_COCO_ID
 from xami.io.atomic import atomic_path
 from xami.structures import masks_to_boxes
 
+MIN_LABEL_FONT_PX = 18
+"""Smallest label font size (px): its capitals and digits are then 13 px tall."""
+LABEL_FONT_FRACTION = 1 / 22
+"""Label font size as a fraction of the frame's shorter side (23 px on a 512 frame)."""
+_PAD = 2  # px between a label's text and the edge of its box
+_MAX_STACK = 8  # labels tried above / below a box when its corners are taken
+
 
 def render_overlay(frame: np.ndarray, masks: np.ndarray, labels: Sequence[int] | np.ndarray,
                    scores: Sequence[float] | np.ndarray | None = None, *, alpha: float = 0.45,
@@ -20,8 +30,12 @@ def render_overlay(frame: np.ndarray, masks: np.ndarray, labels: Sequence[int] |
     """Draw instances over a grey frame in their class colours.
 
     Inside each mask the pixel becomes ``(1 - alpha) * grey + alpha * colour`` (rounded; masks
-    are blended in order, so overlaps mix), the mask's boundary pixels take the class colour and
-    the class short name (with the score when given) is written at the top-left of its box.
+    are blended in order, so overlaps mix) and the mask's boundary pixels take the class colour.
+    Each label (the class short name, with the score when given) is written in black or white,
+    whichever contrasts more, on a box of the class colour, with a font of
+    ``max(MIN_LABEL_FONT_PX, LABEL_FONT_FRACTION * min(H, W))`` px; it sits at a corner of its
+    instance's box (or stacked above / below it), inside the image and clear of the labels
+    already placed, the best-scored instances placing theirs first.
 
     Parameters
     ----------
@@ -98,16 +112,70 @@ def _check(frame: np.ndarray, masks: np.ndarray, labels: Sequence[int] | np.ndar
 
 def _draw_labels(image: np.ndarray, masks: np.ndarray, labels: list[int],
                  scores: Sequence[float] | np.ndarray | None) -> np.ndarray:
-    """Class short name (and score) on a dark box at the top-left of each mask's box."""
+    """Class short name (and score) on a box of the class colour beside each mask's box."""
     pil = Image.fromarray(image)
     draw = ImageDraw.Draw(pil)
-    font = ImageFont.load_default()
-    for i, (box, label) in enumerate(zip(masks_to_boxes(masks), labels, strict=True)):
-        words = BY_COCO_ID[label].short + ("" if scores is None else f" {scores[i]:.2f}")
-        x, y = float(box[0]), max(float(box[1]) - 11.0, 0.0)
-        draw.rectangle(draw.textbbox((x, y), words, font=font), fill=(0, 0, 0))
-        draw.text((x, y), words, fill=BY_COCO_ID[label].colour, font=font)
+    height, width = image.shape[:2]
+    font = _font(max(MIN_LABEL_FONT_PX, round(min(height, width) * LABEL_FONT_FRACTION)))
+    order = range(len(labels)) if scores is None else np.argsort(-np.asarray(scores),
+                                                                 kind="stable")
+    boxes, taken = masks_to_boxes(masks), []
+    for i in order:  # the best-scored instance chooses its place first
+        cls = BY_COCO_ID[labels[i]]
+        words = cls.short + ("" if scores is None else f" {scores[i]:.2f}")
+        _, _, right, bottom = draw.textbbox((0, 0), words, font=font, anchor="lt")
+        size = (right + 2 * _PAD, bottom + 2 * _PAD)
+        x, y = _place_label(boxes[i], size, (width, height), taken)
+        taken.append((x, y, x + size[0], y + size[1]))
+        ink = _ink(cls.colour)
+        draw.rectangle((x, y, x + size[0] - 1, y + size[1] - 1), fill=cls.colour, outline=ink)
+        draw.text((x + _PAD, y + _PAD), words, fill=ink, font=font, anchor="lt")
     return np.asarray(pil).copy()
+
+
+def _place_label(box: np.ndarray, size: tuple[int, int], image: tuple[int, int],
+                 taken: list[tuple[int, int, int, int]]) -> tuple[int, int]:
+    """Top-left of a label beside ``box``, inside the image, overlapping the fewest labels."""
+    (w, h), (width, height) = size, image
+    x0, y0, x1, y1 = (round(float(v)) for v in box)
+    corners = [(x0, y0 - h), (x0, y1), (x1 - w, y0 - h), (x1 - w, y1), (x0, y0)]
+    steps = range(1, min(len(taken), _MAX_STACK) + 1)
+    stacked = [(x0, y0 - h - k * h) for k in steps] + [(x0, y1 + k * h) for k in steps]
+    best, best_overlap = (0, 0), None
+    for x, y in corners + stacked:
+        x, y = max(min(x, width - w), 0), max(min(y, height - h), 0)
+        overlap = sum(_overlap((x, y, x + w, y + h), other) for other in taken)
+        if overlap == 0:
+            return x, y
+        if best_overlap is None or overlap < best_overlap:
+            best, best_overlap = (x, y), overlap
+    return best
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+    """Area shared by two ``(x0, y0, x1, y1)`` rectangles."""
+    return (max(0, min(a[2], b[2]) - max(a[0], b[0]))
+            * max(0, min(a[3], b[3]) - max(a[1], b[1])))
+
+
+def _ink(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever contrasts more with ``colour`` (WCAG relative luminance)."""
+    c = np.asarray(colour, dtype=np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    luminance = float(linear @ [0.2126, 0.7152, 0.0722])
+    # black wins when its contrast (L + 0.05) / 0.05 exceeds white's 1.05 / (L + 0.05)
+    return (0, 0, 0) if (luminance + 0.05) ** 2 > 0.0525 else (255, 255, 255)
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans Bold from matplotlib's data (a dependency), else Pillow's own font."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+        if path.is_file():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size=size)
 
 
 def write_png(image: np.ndarray, path: str | os.PathLike[str]) -> None:
