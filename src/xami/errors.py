@@ -87,3 +87,7 @@ class CheckpointError(InputError):
 
 class NoDetectionsWarning(UserWarning):
     """No artefact was found in an image; the result is empty."""
+
+
+class GroundTruthWarning(UserWarning):
+    """Inputs have no image in the ground truth: their predictions are kept, not evaluated."""

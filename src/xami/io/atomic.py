@@ -4,11 +4,49 @@ and file checksums."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+_TEMP_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("xami_temp_tag", default="")
+
+
+@contextlib.contextmanager
+def tagged_temp_files(tag: str) -> Iterator[None]:
+    """Put ``tag`` in the names of the temporary files the block's atomic writes make.
+
+    The temporary file of ``NAME`` is then ``.NAME.<tag>.<random>.tmp``, so that a run can tell
+    its own temporary files from another run's in a shared folder. The tag holds for the calling
+    thread (a `contextvars` variable) and is restored on leaving the block.
+
+    Parameters
+    ----------
+    tag : str
+        Letters and digits (a run id).
+
+    Raises
+    ------
+    ValueError
+        ``tag`` is empty or holds other characters.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with tagged_temp_files("run1"), atomic_path(target) as tmp:
+    ...     tmp.name.startswith(".out.txt.run1.")
+    True
+    """
+    if not tag.isascii() or not tag.isalnum():
+        raise ValueError(f"tag must be letters and digits, got {tag!r}")
+    token = _TEMP_TAG.set(tag)
+    try:
+        yield
+    finally:
+        _TEMP_TAG.reset(token)
 
 
 def _umask() -> int:
@@ -23,6 +61,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     Nothing half-written is ever left at ``path``: on an exception the temporary file is removed.
+    The temporary file is ``.NAME.<random>.tmp`` (``.NAME.<tag>.<random>.tmp`` inside
+    `tagged_temp_files`).
 
     Examples
     --------
@@ -35,7 +75,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tag = _TEMP_TAG.get()
+    prefix = f".{path.name}.{tag}." if tag else f".{path.name}."
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.chmod(0o666 & ~_umask())

@@ -6,17 +6,19 @@
 """
 
 from xami.predict.cluster import dask_client
-from xami.predict.inputs import MASK_GRIDS, expand_inputs, load_input
+from xami.predict.inputs import MASK_GRIDS, FoundInput, expand_inputs, find_inputs, load_input
 from xami.predict.records import FORMATS, write_manifest
 from xami.predict.run import PredictConfig, RunSummary, process_image, provenance, run_predict
 
 __all__ = [
     "FORMATS",
     "MASK_GRIDS",
+    "FoundInput",
     "PredictConfig",
     "RunSummary",
     "dask_client",
     "expand_inputs",
+    "find_inputs",
     "load_input",
     "process_image",
     "provenance",
