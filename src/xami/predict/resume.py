@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 SETTINGS_CHANGED = "settings changed"
 INPUT_CHANGED = "input changed"
 OUTPUTS_MISSING = "outputs missing"
-NO_KEY = "made by an older xami"
+NO_KEY = "earlier record has no content key"
 OVERWRITE = "overwrite asked"
 RETRY = "failed before, retried"
 
