@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from _data_factory import instance_set, tiny_dataset, write_frame
+from _data_factory import tiny_dataset, write_frame
 from xami.classes import yolo_names
 from xami.data.coco import read_coco
 from xami.data.loading import load_dataset, write_dataset
+from xami.data.polygons import merge_polygons
 from xami.data.records import Annotation, Dataset, ImageRecord
 from xami.data.yolo import read_yolo, write_yolo
 from xami.errors import DatasetError
@@ -29,41 +30,74 @@ def random_polygon_dataset(root: Path, rng: np.random.Generator) -> Dataset:
     return Dataset({"train": tuple(records)}, {"train": root / "train"})
 
 
-def test_coco_yolo_coco_keeps_every_polygon_and_class(tmp_path: Path,
-                                                      rng: np.random.Generator) -> None:
+def test_coco_yolo_coco_keeps_every_instance_and_class(tmp_path: Path,
+                                                       rng: np.random.Generator) -> None:
+    """One instance per line: single polygons come back exactly, multi-part ones bridged."""
     for dataset in (tiny_dataset(tmp_path / "src", rng),
                     random_polygon_dataset(tmp_path / "rand", rng)):
-        write_dataset(dataset, tmp_path / "coco", layout="coco")
-        write_dataset(load_dataset(tmp_path / "coco"), tmp_path / "yolo", layout="yolo")
-        write_dataset(read_yolo(tmp_path / "yolo"), tmp_path / "back", layout="coco")
+        out = tmp_path / str(len(dataset.splits))  # a folder per dataset
+        write_dataset(dataset, out / "coco", layout="coco")
+        write_dataset(load_dataset(out / "coco"), out / "yolo", layout="yolo")
+        write_dataset(read_yolo(out / "yolo"), out / "back", layout="coco")
         for split, records in dataset.splits.items():
-            back = instance_set(read_coco(tmp_path / "back" / split / "_annotations.coco.json"))
-            for name, pairs in instance_set(records).items():
-                assert [c for c, _ in back[name]] == [c for c, _ in pairs]
-                for (_, p0), (_, p1) in zip(pairs, back[name], strict=True):
-                    np.testing.assert_allclose(p1, p0, rtol=1e-6, atol=1e-6 * 32)
+            back = read_coco(out / "back" / split / "_annotations.coco.json")
+            for rec, rec_back in zip(records, back, strict=True):
+                assert [a.category_id for a in rec_back.annotations] == [
+                    a.category_id for a in rec.annotations]
+                for ann, ann_back in zip(rec.annotations, rec_back.annotations, strict=True):
+                    (polygon,) = ann_back.polygons
+                    np.testing.assert_allclose(polygon, merge_polygons(ann.polygons),
+                                               rtol=1e-6, atol=1e-6 * 32)
+
+
+def _area(polygon: np.ndarray) -> float:
+    x, y = polygon[:, 0], polygon[:, 1]
+    return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def test_multi_part_instance_is_one_line_of_the_same_area(tmp_path: Path,
+                                                          rng: np.random.Generator) -> None:
+    dataset = tiny_dataset(tmp_path / "src", rng)
+    write_yolo(dataset, tmp_path / "yolo")
+    n_lines = sum(len((tmp_path / "yolo" / split / "labels").joinpath(
+        Path(rec.file_name).with_suffix(".txt")).read_text().splitlines())
+        for split, records in dataset.splits.items() for rec in records)
+    assert n_lines == sum(len(rec.annotations) for _, rec in dataset.records())
+    (two_part,) = dataset.splits["train"][1].annotations
+    assert len(two_part.polygons) == 2
+    merged = merge_polygons(two_part.polygons)
+    assert _area(merged) == pytest.approx(sum(_area(p) for p in two_part.polygons))
+
+
+def test_data_yaml_is_the_same_wherever_the_dataset_is(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        write_yolo(tiny_dataset(tmp_path / f"src_{name}", np.random.default_rng(0)),
+                   tmp_path / name / "yolo")
+    assert ((tmp_path / "a/yolo/data.yaml").read_bytes()
+            == (tmp_path / "b/yolo/data.yaml").read_bytes())
+    assert str(tmp_path) not in (tmp_path / "a/yolo/data.yaml").read_text()
 
 
 def test_label_class_index_is_coco_id_minus_one(tmp_path: Path, rng: np.random.Generator) -> None:
     dataset = tiny_dataset(tmp_path / "src", rng)
     write_yolo(dataset, tmp_path / "yolo")
     star_loop = (tmp_path / "yolo/train/labels/S0000000002_V.txt").read_text().splitlines()
-    assert [line.split()[0] for line in star_loop] == ["4", "4"]  # one star-loop, two parts
+    assert [line.split()[0] for line in star_loop] == ["4"]  # one star-loop of two parts
     streaks = (tmp_path / "yolo/train/labels/S0000000001_U.txt").read_text().splitlines()
     assert [line.split()[0] for line in streaks] == ["2", "2", "0"]
     assert (tmp_path / "yolo/valid/labels/S0000000005_L.txt").read_text() == ""
     first = [float(v) for v in streaks[0].split()[1:]]
     assert min(first) >= 0 and max(first) <= 1
     back = read_yolo(tmp_path / "yolo")
-    assert [a.category_id for a in back.splits["train"][1].annotations] == [5, 5]
+    assert [a.category_id for a in back.splits["train"][1].annotations] == [5]
     assert back.splits["valid"][1].annotations == ()
 
 
 def test_data_yaml_is_what_ultralytics_reads(tmp_path: Path, rng: np.random.Generator) -> None:
     write_yolo(tiny_dataset(tmp_path / "src", rng), tmp_path / "yolo")
     config = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
-    assert config == {"path": str((tmp_path / "yolo").resolve()), "train": "train/images",
-                      "val": "valid/images", "nc": 5, "names": yolo_names()}
+    assert config == {"train": "train/images", "val": "valid/images", "nc": 5,
+                      "names": yolo_names()}
     assert config["names"][4] == "star-loop"
     image = tmp_path / "yolo/train/images/S0000000001_U.jpg"
     assert image.stat().st_ino == (tmp_path / "src/train/S0000000001_U.jpg").stat().st_ino
@@ -140,5 +174,5 @@ def test_ultralytics_reads_the_layout(tmp_path: Path, rng: np.random.Generator) 
     dataset = YOLODataset(img_path=data["train"], data=data, task="segment", imgsz=32,
                           augment=False)
     classes = {Path(lab["im_file"]).name: lab["cls"].ravel().tolist() for lab in dataset.labels}
-    assert classes == {"S0000000001_U.jpg": [2.0, 2.0, 0.0], "S0000000002_V.jpg": [4.0, 4.0],
-                       "S0000000003_U.jpg": []}
+    assert classes == {"S0000000001_U.jpg": [2.0, 2.0, 0.0], "S0000000002_V.jpg": [4.0],
+                       "S0000000003_U.jpg": []}  # the two-part star loop is one instance

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -327,6 +328,7 @@ def _dask_address(text: str) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from xami.errors import GroundTruthWarning
     from xami.pipeline import PipelineSpec
     from xami.predict import PredictConfig, dask_client, run_predict
 
@@ -349,9 +351,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     cluster = (contextlib.nullcontext() if args.dask is None else dask_client(
         None if args.dask == LOCAL_CLUSTER else args.dask, workers=args.workers))
-    with cluster as client:
+    with cluster as client, warnings.catch_warnings():
+        warnings.simplefilter("ignore", GroundTruthWarning)  # said below, in one line
         summary = run_predict(args.inputs, args.out, pipeline=spec, config=config, gt=args.gt,
                               client=client)
+    if summary.gt_unmatched:
+        print(f"xami predict: warning: {len(summary.gt_unmatched)} inputs have no image in "
+              f"--gt (by file name): {', '.join(summary.gt_unmatched)}; their predictions have "
+              f"image ids of their own and are not evaluated", file=sys.stderr)
     for record in summary.failures:
         print(f"failed: {record['reason']}", file=sys.stderr)
     print(f"xami predict: {summary.line()}; outputs in {args.out}")
@@ -375,11 +382,13 @@ def _add_flag_sources(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_flag_sources(args: argparse.Namespace) -> int:
-    from xami.flags import flag_sources
+    from xami.flags import NOT_COVERED, flag_sources
 
     table = flag_sources(args.catalogue, args.masks, args.out, radius=args.radius)
-    flagged = int((table["XAMI_FLAG"] != 0).sum())
-    print(f"xami flag-sources: {flagged} of {len(table)} sources on artefacts; wrote {args.out}")
+    flagged = int(((table["XAMI_FLAG"] & ~NOT_COVERED) != 0).sum())
+    uncovered = int((table["XAMI_FLAG"] == NOT_COVERED).sum())
+    print(f"xami flag-sources: {flagged} of {len(table)} sources on artefacts, {uncovered} not "
+          f"covered by the mask grid; wrote {args.out}")
     return EXIT_OK
 
 

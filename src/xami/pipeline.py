@@ -19,9 +19,16 @@ from xami.io.images import read_frame
 from xami.models.detector import Detector, load_detector
 from xami.models.segmentor import load_segmentor
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
-from xami.preprocess import preprocess_om_image
+from xami.preprocess import frame_rebin_factor, preprocess_om_image
 from xami.priors import PriorConfig, apply_priors
 from xami.structures import Instances
+
+SCORE_DECIMALS = 6
+"""Decimals of the scores `Pipeline.predict` returns (and every output holds): the last digits
+of a score change with the number of threads, a rounded score does not."""
+
+BOX_DECIMALS = 3
+"""Decimals (pixels) of the boxes `Pipeline.predict` returns, for the same reason."""
 
 
 def read_input_frame(path: str | os.PathLike[str]) -> np.ndarray:
@@ -97,11 +104,20 @@ class Pipeline:
             Masks at the frame's size; with a segmentor, scores are the detector's confidences
             and masks the segmentor's (or the detector's where the faint rule says so);
             read-out streaks are fitted to the frame's columns; then the instrument priors
-            adjust scores, classes and streak extents (a frame without detections is returned
-            empty, with a `NoDetectionsWarning`, priors or not).
+            adjust scores, classes and streak extents. Scores are rounded to `SCORE_DECIMALS`
+            and boxes to `BOX_DECIMALS`, so that outputs do not depend on the thread count. A
+            frame without detections is returned empty, with a `NoDetectionsWarning`, priors
+            or not.
+
+        Raises
+        ------
+        xami.errors.InputError
+            The frame is not square with a side from 64 to 512 (`xami.preprocess.SIZE_RULE`;
+            FITS files are rebinned first), or the file cannot be read.
         """
         frame = (read_input_frame(image_or_path) if isinstance(image_or_path, str | Path)
                  else np.asarray(image_or_path))
+        frame_rebin_factor(frame.shape, rebin=False)  # a size the models read, or why not
         detections = self.detector.predict(frame)
         if len(detections) == 0:
             warnings.warn("no artefact detected", NoDetectionsWarning, stacklevel=2)
@@ -116,7 +132,8 @@ class Pipeline:
             found = apply_streak_fit(frame, found, config=self.streak_fit)
         if self.priors is not None:
             found = apply_priors(frame, found, config=self.priors)
-        return found
+        return Instances(found.boxes.round(BOX_DECIMALS), found.masks, found.labels,
+                         found.scores.round(SCORE_DECIMALS))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from xami import __version__
 from xami.errors import FitsError, InputError, UsageError, XamiError
 from xami.instrument import RELEASED_SIZE
 from xami.io.atomic import write_text_atomic
-from xami.io.fits import OMImage, fits_stem, read_om_image
+from xami.io.fits import OMImage, output_stem, read_om_image
 from xami.io.images import write_frame
 
 DEFAULT_ASINH_A = 0.25
@@ -368,22 +368,80 @@ def preprocess_image(om: OMImage, *, size: int = 512, asinh_a: float | None = No
                  source=om.path, header=_kept_cards(om.header), hdu=om.hdu)
 
 
+MIN_FRAME_SIDE = 64
+"""Smallest frame side (pixels) the models read: smaller frames are mostly upscaling to the
+detector's 512 input, and a 10x10 image comes back covered in false artefacts."""
+
+SIZE_RULE = (f"square, with a side that is a multiple of {RELEASED_SIZE} (rebinned to "
+             f"{RELEASED_SIZE}: 2048 unbinned or 1024 binned OM images) or from {MIN_FRAME_SIDE} "
+             f"to {RELEASED_SIZE} (read as it is)")
+"""The image sizes `frame_rebin_factor` accepts, as messages state them."""
+
+
+def frame_rebin_factor(shape: tuple[int, ...], *, rebin: bool = True) -> int:
+    """The rebin factor that makes an image of ``shape`` a frame the models read, or why none.
+
+    The models were trained on 512x512 frames of 2048x2048 OM images rebinned by 4. Accepted:
+    a square image whose side is a multiple of 512 is rebinned to 512 (FITS images only,
+    ``rebin=True``: 2048 -> 4, 1024 -> 2); a square image of side 64 to 512 is read as it is
+    (factor 1; the detector scales it to its 512 input). Anything else is refused.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width, ...)`` of the image, pixels.
+    rebin : bool
+        Whether the image may be rebinned (FITS data), or must be read as it is (8-bit frames).
+
+    Returns
+    -------
+    int
+        Rebin factor, >= 1.
+
+    Raises
+    ------
+    xami.errors.InputError
+        The size is not accepted; the message states the size and `SIZE_RULE`.
+
+    Examples
+    --------
+    >>> frame_rebin_factor((2048, 2048)), frame_rebin_factor((128, 128))
+    (4, 1)
+    """
+    height, width = shape[:2]
+    if height == width and MIN_FRAME_SIDE <= height <= RELEASED_SIZE:
+        return 1
+    if rebin and height == width and height % RELEASED_SIZE == 0:
+        return height // RELEASED_SIZE
+    rule = SIZE_RULE if rebin else (f"square, with a side from {MIN_FRAME_SIDE} to "
+                                    f"{RELEASED_SIZE} (8-bit frames are not rebinned)")
+    raise InputError(None, f"image of {height}x{width} pixels: xami reads images that are {rule}")
+
+
 def preprocess_om_image(om: OMImage) -> Frame:
-    """Preprocess an input image at the size the models take.
+    """Preprocess an input image at the size the models take (`frame_rebin_factor`).
 
     Parameters
     ----------
     om : OMImage
-        A square OM image.
+        An OM image of an accepted size (`SIZE_RULE`).
 
     Returns
     -------
     Frame
         `preprocess_image` at the released size (512) when the side is a multiple of it (2048
-        -> 512, as in the paper), at the image's own size otherwise.
+        -> 512, as in the paper), at the image's own size when it is 64 to 512.
+
+    Raises
+    ------
+    FitsError
+        The image size is not accepted, or no pixel is covered.
     """
-    side = om.data.shape[0]
-    return preprocess_image(om, size=RELEASED_SIZE if side % RELEASED_SIZE == 0 else side)
+    try:
+        factor = frame_rebin_factor(om.data.shape)
+    except InputError as err:
+        raise FitsError(om.path, err.problem) from None
+    return preprocess_image(om, size=om.data.shape[0] // factor)
 
 
 def _kept_cards(header: fits.Header) -> dict[str, Any]:
@@ -446,7 +504,8 @@ def preprocess_files(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os
     """Preprocess OM FITS files into ``OUT/NAME.png`` frames with ``OUT/NAME.json`` sidecars.
 
     ``NAME`` is the file name without FITS endings (``S0123456789_V.fits.gz`` ->
-    ``S0123456789_V``). PNGs hold 3 equal channels, like the released data. A file that fails is
+    ``S0123456789_V``; an ``[HDU]`` selector adds ``_hduN``, `xami.io.fits.output_stem`). PNGs
+    hold 3 equal channels, like the released data. A file that fails is
     skipped and reported; every file is written atomically, so nothing half-written remains.
 
     Parameters
@@ -491,7 +550,7 @@ def preprocess_files(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os
 def _preprocess_one(spec: str, out_dir: Path, written: set[str], *, size: int,
                     asinh_a: float | None) -> str:
     """Write one frame and its sidecar; returns the NAME used."""
-    name = fits_stem(spec)
+    name = output_stem(spec)
     if name in written:
         raise InputError(spec, f"output name {name!r} already used by an earlier input")
     frame = preprocess_image(read_om_image(spec), size=size, asinh_a=asinh_a)

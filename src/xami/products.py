@@ -35,7 +35,7 @@ from xami.classes import BY_COCO_ID, CLASSES
 from xami.data.polygons import mask_to_polygons
 from xami.errors import InputError
 from xami.io.atomic import write_text_atomic
-from xami.io.fits import celestial_wcs, write_fits
+from xami.io.fits import celestial_wcs, fits_text, write_fits
 from xami.structures import Instances
 
 MASK_DTYPE = np.int16
@@ -158,8 +158,10 @@ def write_mask_fits(path: str | os.PathLike[str], instances: Instances, grid: Ma
     grid_masks = to_grid(instances.masks, grid.factor)
     bitmask, ids = mask_images(grid_masks, instances.labels, instances.scores)
     primary = fits.PrimaryHDU()
-    for key, value in cards.items():
-        primary.header[key] = value
+    for key, value in cards.items():  # text cards (file names...) kept as ASCII escapes
+        if isinstance(value, tuple):
+            value = (_card_value(value[0]), *value[1:])
+        primary.header[key] = _card_value(value)
     primary.header["XAMIREBN"] = (grid.input_factor, "input-image pixels per mask pixel")
     wcs_cards = fits.Header() if grid.wcs is None else grid.wcs.to_header()
     mask_hdu = fits.ImageHDU(bitmask, header=wcs_cards.copy(), name="MASK")
@@ -167,6 +169,11 @@ def write_mask_fits(path: str | os.PathLike[str], instances: Instances, grid: Ma
         mask_hdu.header[card[0]] = card[1:]
     label_hdu = fits.ImageHDU(ids, header=wcs_cards.copy(), name="LABELS")
     write_fits(path, [primary, mask_hdu, label_hdu, instance_hdu(instances, grid_masks, grid.wcs)])
+
+
+def _card_value(value: Any) -> Any:
+    """A card value FITS can hold: text through `xami.io.fits.fits_text`, the rest as it is."""
+    return fits_text(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -241,9 +248,44 @@ def instance_regions(instances: Instances, grid: MaskGrid) -> Regions:
     return Regions(out)
 
 
+_DS9_FRAMES = ("icrs", "fk5", "fk4", "galactic")  # sky frames DS9 names as astropy does
+
+
 def write_regions(path: str | os.PathLike[str], instances: Instances, grid: MaskGrid) -> None:
-    """Write ``NAME.reg`` (DS9 format) of `instance_regions`, atomically."""
-    text = instance_regions(instances, grid).serialize(format="ds9") if len(instances) else (
-        "# Region file format: DS9 astropy/regions\n# no artefact found\n")
-    write_text_atomic(path, text)
+    """Write ``NAME.reg`` (DS9 format) of `instance_regions`, atomically.
+
+    The text is built here in a fixed order, so that it is byte-identical in every process
+    (``regions``' own writer orders its ``global`` line by string hashes): a header line, the
+    coordinate frame (``image``, 1-based pixels of the mask grid, or the WCS's sky frame,
+    degrees), then one ``polygon(...) # color=#rrggbb text={CLASS score} tag={class}`` line
+    per outline, coordinates with 8 decimals.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file.
+    instances : Instances
+        Predictions on the frame (display orientation).
+    grid : MaskGrid
+        The mask grid (factor and WCS).
+    """
+    regions = instance_regions(instances, grid)
+    lines = ["# Region file format: DS9 version 4.1"]
+    if not len(regions):
+        lines.append("# no artefact found")
+    for region in regions:
+        if isinstance(region, PolygonPixelRegion):
+            frame, xy = "image", (region.vertices.x + 1.0, region.vertices.y + 1.0)
+        else:
+            sky = region.vertices
+            frame = sky.frame.name if sky.frame.name in _DS9_FRAMES else "icrs"
+            sky = sky if frame == sky.frame.name else sky.icrs
+            xy = (sky.spherical.lon.deg, sky.spherical.lat.deg)
+        if len(lines) == 1:
+            lines.append(frame)
+        points = ",".join(f"{x:.8f},{y:.8f}" for x, y in zip(*xy, strict=True))
+        tags = " ".join(f"tag={{{tag}}}" for tag in region.meta["tag"])
+        lines.append(f"polygon({points}) # color={region.visual['color']} "
+                     f"text={{{region.meta['text']}}} {tags}")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 

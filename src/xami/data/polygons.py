@@ -61,3 +61,41 @@ def polygons_to_mask(polygons: tuple[np.ndarray, ...] | list[np.ndarray], height
         return np.zeros((height, width), dtype=bool)
     rles = mask_utils.frPyObjects(flat, height, width)
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+
+
+def merge_polygons(polygons: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray:
+    """One outline of an instance's polygons, bridged at their closest vertices.
+
+    What ultralytics' COCO converter (``merge_multi_segment``) does for YOLO-seg labels, which hold
+    one polygon per instance: each polygon is entered at its vertex closest to the previous one,
+    left at its vertex closest to the next one, and every bridge is walked there and back, so it
+    adds no area. Rasterised, the outline covers the polygons (and zero-width bridge lines).
+
+    Parameters
+    ----------
+    polygons : tuple or list of numpy.ndarray
+        ``[K, 2]`` vertex arrays (x, y), in order; at least one.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[M, 2]`` outline; a single polygon is returned as it is.
+
+    Examples
+    --------
+    >>> a = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+    >>> merge_polygons([a, a + 3]).tolist()  # doctest: +NORMALIZE_WHITESPACE
+    [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [3.0, 3.0], [4.0, 3.0], [4.0, 4.0], [3.0, 3.0],
+     [1.0, 1.0], [0.0, 0.0]]
+    """
+    parts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]
+
+    def walk(i: int, entry: int) -> list[np.ndarray]:
+        loop = np.roll(parts[i], -entry, axis=0)  # starts at the entry vertex
+        if i + 1 == len(parts):
+            return [loop, loop[:1]]
+        gaps = np.linalg.norm(loop[:, None, :] - parts[i + 1][None, :, :], axis=2)
+        out, into = np.unravel_index(np.argmin(gaps), gaps.shape)
+        return [loop[:out + 1], *walk(i + 1, int(into)), loop[out:], loop[:1]]
+
+    return parts[0] if len(parts) == 1 else np.concatenate(walk(0, 0))

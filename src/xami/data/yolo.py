@@ -4,11 +4,11 @@ Layout: ``ROOT/{split}/images/NAME.jpg``, ``ROOT/{split}/labels/NAME.txt`` and `
 A label line is ``yolo_index x1 y1 x2 y2 ...`` with ``x / width`` and ``y / height`` (class index
 from `xami.classes`, i.e. COCO id - 1); an image without objects has an empty label file.
 
-Multi-polygon instances: YOLO-seg has one polygon per line and every line is an instance, so each
-polygon of a multi-part annotation is written as its own line (of the same class) rather than
-bridged into one outline as ultralytics' ``merge_multi_segment`` does. Every polygon and its class
-survive COCO -> YOLO -> COCO exactly (``%.10g``); a multi-part instance comes back as several
-instances. Simulated and released instances are almost always a single polygon.
+Multi-polygon instances: YOLO-seg has one polygon per line and every line is an instance, so the
+polygons of a multi-part annotation are bridged into one outline at their closest vertices
+(`xami.data.polygons.merge_polygons`, as ultralytics' own COCO converter does): one line per
+instance. Single polygons and every class survive COCO -> YOLO -> COCO exactly (``%.10g``); a
+multi-part instance comes back as one instance whose outline is the bridged one.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from PIL import Image
 from xami.classes import BY_COCO_ID, BY_YOLO_INDEX, yolo_names
 from xami.data.coco import frame_meta
 from xami.data.files import join_inside, place_file
+from xami.data.polygons import merge_polygons
 from xami.data.records import Annotation, Dataset, ImageRecord
 from xami.errors import DatasetError
 from xami.io.atomic import write_text_atomic
@@ -44,8 +45,10 @@ def write_yolo(dataset: Dataset, root: str | os.PathLike[str]) -> None:
     dataset : Dataset
         Images (hard-linked, or copied, into ``ROOT/{split}/images``) and annotations.
     root : str or os.PathLike
-        Output folder. ``data.yaml`` holds ``path`` (this folder, absolute), one key per split
-        (``train``, ``val`` for ``valid``, ``test``) relative to ``path``, ``nc`` and ``names``.
+        Output folder. ``data.yaml`` holds one key per split (``train``, ``val`` for ``valid``,
+        ``test``) relative to its own folder, ``nc`` and ``names``; no ``path``, so that the
+        folder can move and identical datasets give identical files (ultralytics then resolves
+        the splits against the yaml's folder).
 
     Examples
     --------
@@ -58,26 +61,25 @@ def write_yolo(dataset: Dataset, root: str | os.PathLike[str]) -> None:
                        join_inside(root, split, "images", rec.file_name))
             label = join_inside(root, split, "labels", rec.file_name).with_suffix(".txt")
             write_text_atomic(label, label_text(rec))
-    write_text_atomic(root / "data.yaml", _data_yaml(root, list(dataset.splits)))
+    write_text_atomic(root / "data.yaml", _data_yaml(list(dataset.splits)))
 
 
 def label_text(record: ImageRecord) -> str:
-    """The YOLO-seg label file of one image: one line per polygon (empty without objects)."""
+    """The YOLO-seg label file of one image: one line per instance (empty without objects)."""
     scale = np.array([record.width, record.height], dtype=np.float64)
     lines = []
     for ann in record.annotations:
         index = BY_COCO_ID[ann.category_id].yolo_index
-        for polygon in ann.polygons:
-            coords = np.clip(np.asarray(polygon) / scale, 0.0, 1.0).reshape(-1)
-            lines.append(" ".join([str(index), *(f"{v:.10g}" for v in coords)]))
+        coords = np.clip(merge_polygons(ann.polygons) / scale, 0.0, 1.0).reshape(-1)
+        lines.append(" ".join([str(index), *(f"{v:.10g}" for v in coords)]))
     return "".join(f"{line}\n" for line in lines)
 
 
-def _data_yaml(root: Path, splits: list[str]) -> str:
-    """``data.yaml`` text: paths relative to ``path`` as ultralytics resolves them."""
+def _data_yaml(splits: list[str]) -> str:
+    """``data.yaml`` text: split folders relative to the yaml's folder, as ultralytics resolves
+    them when there is no ``path``."""
     keys = {split: key for key, split in _YAML_KEYS.items()}
-    config: dict[str, Any] = {"path": str(root.resolve())}
-    config.update({keys.get(split, split): f"{split}/images" for split in splits})
+    config: dict[str, Any] = {keys.get(split, split): f"{split}/images" for split in splits}
     config.update({"nc": len(yolo_names()), "names": yolo_names()})
     return yaml.safe_dump(config, sort_keys=False)
 

@@ -112,6 +112,48 @@ def fits_stem(path: str | os.PathLike[str]) -> str:
     return Path(name).stem
 
 
+def output_stem(path: str | os.PathLike[str]) -> str:
+    """The ``NAME`` of an input's output files: `fits_stem`, plus the HDU when one is selected.
+
+    Two HDUs of one file thus get distinct outputs (``[SCI,2]`` becomes ``_hduSCI_2``).
+
+    Examples
+    --------
+    >>> output_stem("data/S0123456789_V.fits"), output_stem("data/S0123456789_V.fits[1]")
+    ('S0123456789_V', 'S0123456789_V_hdu1')
+    """
+    selector = split_selector(path)[1]
+    if selector is None or not is_fits_name(path):
+        return fits_stem(path)
+    label = re.sub(r"[^\w.-]", "_", str(_selector_label(selector)))
+    return f"{fits_stem(path)}_hdu{label}"
+
+
+def fits_text(text: str) -> str:
+    """``text`` as a FITS card value can hold it: printable ASCII, anything else escaped.
+
+    Non-ASCII and control characters (and backslashes) become Python escapes, so a file name
+    such as ``my field Ω.fits`` is kept, and `read_fits_text` gives it back.
+
+    Examples
+    --------
+    >>> fits_text("my field Ω.fits")
+    'my field \\\\u03a9.fits'
+    """
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def read_fits_text(value: str) -> str:
+    """The text a `fits_text` card value stands for.
+
+    Examples
+    --------
+    >>> read_fits_text(fits_text("my field Ω.fits"))
+    'my field Ω.fits'
+    """
+    return value.encode("ascii").decode("unicode_escape")
+
+
 def read_om_image(path: str | os.PathLike[str]) -> OMImage:
     """Read one 2-D XMM-OM image, its merged header and its celestial WCS.
 

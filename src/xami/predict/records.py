@@ -6,13 +6,14 @@ import csv
 import io
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from xami.classes import CLASSES, ArtefactClass
-from xami.errors import XamiError
+from xami.errors import GroundTruthWarning, XamiError, clean_message
 from xami.io.atomic import atomic_path, write_text_atomic
 
 FORMATS: tuple[str, ...] = ("fits", "regions", "coco", "png")
@@ -50,10 +51,39 @@ def _failed(spec: str, name: str, reason: str) -> dict[str, Any]:
             "outputs": {}, "instances": [], "coco": [], "worker": None}
 
 
+def _retry_hint(record: dict[str, Any]) -> dict[str, Any]:
+    """The reason of an earlier run's failure, reused, with how to retry it."""
+    if record.get("status") != "failed":
+        return {}
+    return {"reason": f"{record['reason']} (failed in an earlier run into this folder; "
+                      f"--retry-failed retries it)"}
+
+
+def coco_image_ids(records: Sequence[dict[str, Any]], gt_ids: dict[str, int] | None,
+                   gt: str | os.PathLike[str] | None = None) -> dict[str, int]:
+    """COCO ``image_id`` of every record's ``name``: the ground truth's, by file name without
+    extension, else an id of its own after the ground truth's largest (1..N without one).
+
+    Inputs the ground truth lacks are named in a `xami.errors.GroundTruthWarning`.
+    """
+    if gt_ids is None:
+        return {r["name"]: i for i, r in enumerate(records, start=1)}
+    unmatched = [r["name"] for r in records if r["name"] not in gt_ids]
+    first = max(gt_ids.values(), default=0) + 1
+    ids = {**gt_ids, **{name: i for i, name in enumerate(unmatched, start=first)}}
+    if unmatched:
+        what = ("no input matches an image of the ground truth" if len(unmatched) == len(records)
+                else f"{len(unmatched)} of {len(records)} inputs have no image in the ground truth")
+        warnings.warn(f"{what} {gt} (by file name without extension): {', '.join(unmatched)}; "
+                      f"their predictions have image ids {first} and up and are not evaluated",
+                      GroundTruthWarning, stacklevel=3)
+    return ids
+
+
 def _reason(spec: str, err: Exception) -> str:
     """One line naming the input and the problem."""
-    text = str(err) if isinstance(err, XamiError) else f"{spec}: {err}"
-    return " ".join(text.split())
+    named = isinstance(err, XamiError) and getattr(err, "path", "") is not None
+    return clean_message(str(err) if named else f"{spec}: {err}")
 
 
 def write_manifest(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> Path:
