@@ -218,13 +218,19 @@ def test_preprocess_files_reports_bad_and_writes_good(fits_file: Path, tmp_path:
     bad.write_text("SIMPLE = nonsense")
     odd = tmp_path / "in" / "odd.fits"
     write_image_fits(odd, np.ones((100, 100), np.float32))
+    same_name = tmp_path / "other" / fits_file.name
+    same_name.parent.mkdir()
+    same_name.write_bytes(fits_file.read_bytes())
     out = tmp_path / "out"
-    failures = preprocess_files([bad, f"{fits_file}[IMAGE]", odd, fits_file], out, size=OUT)
-    assert [f[0] for f in failures] == [str(bad), str(odd), str(fits_file)]
+    failures = preprocess_files([bad, f"{fits_file}[IMAGE]", odd, fits_file, same_name], out,
+                                size=OUT)
+    assert [f[0] for f in failures] == [str(bad), str(odd), str(same_name)]
     assert "not a readable FITS file" in failures[0][1] and "cannot be rebinned" in failures[1][1]
     assert "already used" in failures[2][1]
-    assert sorted(p.name for p in out.iterdir()) == ["S0123456789_V.json", "S0123456789_V.png"]
-    assert json.loads((out / "S0123456789_V.json").read_text())["hdu"] == "IMAGE"
+    assert sorted(p.name for p in out.iterdir()) == [  # an HDU selector names the outputs
+        "S0123456789_V.json", "S0123456789_V.png", "S0123456789_V_hduIMAGE.json",
+        "S0123456789_V_hduIMAGE.png"]
+    assert json.loads((out / "S0123456789_V_hduIMAGE.json").read_text())["hdu"] == "IMAGE"
 
 
 def test_preprocess_files_rejects_bad_options(tmp_path: Path) -> None:

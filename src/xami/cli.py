@@ -255,7 +255,9 @@ def _cmd_train_combined(args: argparse.Namespace) -> int:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="find artefacts; write FITS masks, DS9 regions, COCO, PNG")
     p.add_argument("inputs", nargs="+", help="FITS (file.fits[HDU]) or PNG/JPEG files, folders, "
-                   "glob patterns, or .txt/.lst list files (one path per line)")
+                   "glob patterns, or .txt/.lst list files (one path per line). Images must be "
+                   "square: FITS with a side that is a multiple of 512 are rebinned to 512 "
+                   "(2048, 1024), and FITS or PNG/JPEG of side 64 to 512 are read as they are")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--detector", type=Path, default=None,
                    help="detector checkpoint or yaml (default: the bundled weights)")

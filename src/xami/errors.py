@@ -34,7 +34,7 @@ def clean_message(text: str) -> str:
 
     Examples
     --------
-    >>> clean_message("ERROR 5 in wcsset() at line 2775 of file cextern/wcslib/C/wcs.c:\n"
+    >>> clean_message("ERROR 5 in wcsset() at line 2775 of file cextern/wcslib/C/wcs.c:\\n"
     ...               "Ill-conditioned coordinate transformation parameters.")
     'Ill-conditioned coordinate transformation parameters.'
     """

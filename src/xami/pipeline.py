@@ -35,7 +35,8 @@ def read_input_frame(path: str | os.PathLike[str]) -> np.ndarray:
     """The 8-bit frame of an input file: FITS (``[HDU]`` allowed) is preprocessed, PNG/JPEG read.
 
     FITS images whose side is a multiple of 512 are rebinned to 512 (2048 -> 512 as in the paper);
-    others are stretched at their own size.
+    square ones of side 64 to 512 are stretched at their own size, others refused
+    (`xami.preprocess.frame_rebin_factor`).
 
     Parameters
     ----------
