@@ -19,7 +19,7 @@ from xami.cli import main
 from xami.errors import GroundTruthWarning, InputError
 from xami.io.fits import read_fits_text, write_fits
 from xami.io.images import write_frame
-from xami.pipeline import Pipeline
+from xami.pipeline import BOX_DECIMALS, SCORE_DECIMALS, Pipeline
 from xami.predict import PredictConfig, run_predict
 from xami.preprocess import MIN_FRAME_SIDE, frame_rebin_factor
 from xami.products import MaskGrid, write_regions
@@ -115,13 +115,15 @@ def test_rerun_of_an_old_failure_says_how_to_retry(cli_run, capsys):
     assert len(list((root / "out" / "records").glob("*.json"))) == 5
 
 
-def test_scores_are_written_at_six_decimals(cli_run):
+def test_scores_and_boxes_are_written_at_a_stated_precision(cli_run):
     root, _, _ = cli_run
     coco = json.loads((root / "out" / "predictions.coco.json").read_text())
-    assert coco and all(e["score"] == round(e["score"], 6) for e in coco)
+    assert coco and all(e["score"] == round(e["score"], SCORE_DECIMALS) for e in coco)
     table = fits.getdata(root / "out" / f"{OMEGA}.xami.fits", "INSTANCES")
-    np.testing.assert_array_equal(table["SCORE"],
-                                  np.round(table["SCORE"].astype(np.float64), 6).astype(np.float32))
+    for column, decimals in (("SCORE", SCORE_DECIMALS), ("BBOX", BOX_DECIMALS)):
+        values = table[column].astype(np.float64)
+        np.testing.assert_array_equal(table[column],
+                                      np.round(values, decimals).astype(np.float32))
 
 
 def test_outputs_identical_whatever_the_threads(tmp_path, cli_run):
