@@ -172,11 +172,11 @@ def test_streak_fit_recovers_simulated_streak_masks_from_wide_boxes() -> None:
         sim = simulate_image(seed)
         for mask in sim.masks[sim.labels == ROS]:
             box = masks_to_boxes(mask[None])[0] + [-6, 0, 6, 0]  # a detector's widened box
-            fitted = fit_streak_mask(sim.frame, box)
+            fitted = fit_streak_mask(sim.frame, box, config=StreakFitConfig(full_height=False))
             ious.append(0.0 if fitted is None else (fitted & mask).sum() / (fitted | mask).sum())
     assert len(ious) >= 30
-    assert np.median(ious) >= 0.9
-    assert np.mean(np.array(ious) >= 0.5) >= 0.85
+    assert np.median(ious) >= 0.8  # 5-column masks: one column off is IoU 0.83
+    assert np.mean(np.array(ious) >= 0.5) >= 0.8
 
 
 def _streak_frame() -> np.ndarray:
@@ -190,7 +190,8 @@ def _streak_frame() -> np.ndarray:
 def test_fit_streak_mask_centre_columns_rows_and_coverage() -> None:
     frame = _streak_frame()
     mask = fit_streak_mask(frame, np.array([14.0, 0.0, 30.0, 64.0]))
-    assert np.flatnonzero(mask.any(axis=0)).tolist() == [20, 21, 22]
+    # centre 21; a Gaussian of sigma 1.25 holds >= 10 % of its peak within 2 columns
+    assert np.flatnonzero(mask.any(axis=0)).tolist() == [19, 20, 21, 22, 23]
     assert np.flatnonzero(mask.any(axis=1)).tolist() == list(range(64))  # every covered row
     short_box = np.array([14.0, 10.0, 30.0, 20.0])
     full = fit_streak_mask(frame, short_box)
@@ -211,8 +212,8 @@ def test_apply_streak_fit_refits_streaks_drops_duplicates_keeps_others() -> None
     out = apply_streak_fit(frame, found)
     assert out.labels.tolist() == [SR, ROS] and out.scores.tolist() == [0.8, 0.9]
     np.testing.assert_array_equal(out.masks[0], ring)
-    assert np.flatnonzero(out.masks[1].any(axis=0)).tolist() == [20, 21, 22]
-    np.testing.assert_array_equal(out.boxes[1], [20, 0, 23, 64])
+    assert np.flatnonzero(out.masks[1].any(axis=0)).tolist() == [19, 20, 21, 22, 23]
+    np.testing.assert_array_equal(out.boxes[1], [19, 0, 24, 64])
     assert len(apply_streak_fit(frame, Instances.empty(64, 48))) == 0
     with pytest.raises(ValueError, match="one size"):
         apply_streak_fit(frame[:32], found)

@@ -15,9 +15,9 @@ RELEASED_SIZE = 512
 """Size of the released XAMI frames (2048 rebinned by 4)."""
 
 CENTRAL_RING_XY = (992.0, 1064.0)
-"""Centre of the central ring (scattered light from the detector window chamfer), unbinned detector
-pixels ``(x, y)`` in FITS orientation (1-based FITS pixel = value + 0.5). The feature is fixed on the
-detector (SAS ``omscattered`` subtracts a fixed per-filter template; HERA guide: "circular high
+"""Centre of the central ring (scattered light from the detector window chamfer), unbinned
+detector pixels ``(x, y)`` in FITS orientation (1-based FITS pixel = value + 0.5). It is fixed on
+the detector (SAS ``omscattered`` subtracts a fixed per-filter template; HERA guide: "circular high
 background area" at the field centre). Position measured on the real labelled XAMI frames: centre
 (248, 246) +- 5 px in the released 512 frames (x along columns, y down from the top row), i.e.
 (992, 1064) on the 2048 grid, 32 px left of and 40 px above the detector centre."""

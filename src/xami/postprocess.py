@@ -1,6 +1,6 @@
 """Post-processing of pipeline outputs: the faint rule and the read-out-streak column fit.
 
-Streak fit: a read-out streak is the column profile of its star (a Gaussian of 3.5 unbinned px,
+Streak fit: a read-out streak is the column profile of its star (a Gaussian of 5 unbinned px,
 Page et al. 2017) spread over every row, so its mask is a few columns wide wherever the frame is
 covered. Neither YOLOv8's 4x-downsampled mask prototypes nor SAM's 256-px logits resolve a 4-px
 column (the paper's worst class). The fit finds the streak's centre column from the frame's column
@@ -264,7 +264,7 @@ class StreakFitConfig:
     Attributes
     ----------
     sigma : float
-        Gaussian column profile of a streak in frame pixels (3.5 unbinned px / 4 on the 512 grid).
+        Gaussian column profile of a streak in frame pixels (5 unbinned px / 4 on the 512 grid).
     level : float
         Masked columns hold at least this fraction of the peak column's flux (simulator: 0.1).
     search : float
@@ -276,7 +276,7 @@ class StreakFitConfig:
         column, as the simulator labels it); False keeps the detection box's rows.
     """
 
-    sigma: float = 0.875
+    sigma: float = 1.25
     level: float = 0.1
     search: float = 8.0
     duplicate_iou: float = 0.5

@@ -74,22 +74,42 @@ def _layer(name: str, where, flux: np.ndarray, level: float, visibility: float) 
     return Layer(BY_NAME[name].coco_id, where[0], where[1], flux, mask, visibility)
 
 
-def read_out_streak(x: float, rate: float, binning: int, cfg: ArtefactConfig) -> Layer:
-    """Read-out streak of a source at column ``x`` with raw rate ``rate`` (counts/s).
+def streak_gap(rate: float, cfg: ArtefactConfig) -> float:
+    """Half-height (unbinned px) of the parent's halo that annotators leave out of a streak."""
+    a, b = cfg.streak_gap
+    return a + b * np.log10(max(rate, cfg.streak_min_rate) / cfg.streak_min_rate)
+
+
+def read_out_streak(x: float, y: float, rate: float, binning: int, cfg: ArtefactConfig, *,
+                    side: int) -> Layer | None:
+    """One labelled part of the read-out streak of a source at ``(x, y)`` (counts/s ``rate``).
 
     No shutter: the fraction ``readout_fraction`` of the source's photons arrives during frame
     transfer and is spread evenly along its column over all 2048 rows; across columns it follows
-    a Gaussian of ``streak_sigma`` (integrated over each binned column).
+    a Gaussian of ``streak_sigma`` (integrated over each binned column). As the real annotators
+    did, the streak is labelled where it shows above the background, in two instances: below
+    (``side=-1``) and above (``side=1``) the parent, leaving out the parent's halo
+    (`streak_gap`). Each part carries the light of its half of the column.
     """
     n = DETECTOR_PIXELS // binning
     s = cfg.streak_sigma
     c0 = max(0, int((x - 5 * s) / binning))
     c1 = min(n, int((x + 5 * s) / binning) + 1)
+    split = int(np.clip(round(y / binning), 0, n))
+    r0, r1 = (0, split) if side < 0 else (split, n)
+    if r1 - r0 < 1:
+        return None
     edges = np.arange(c0, c1 + 1) * binning
     cdf = 0.5 * (1 + erf((edges - x) / (np.sqrt(2) * s)))
     per_row = rate * cfg.readout_fraction / DETECTOR_PIXELS * binning
-    flux = np.broadcast_to(per_row * np.diff(cdf), (n, c1 - c0)).copy()
-    return _layer("read-out-streak", (0, c0), flux, cfg.mask_level, cfg.visible_streak)
+    flux = np.broadcast_to(per_row * np.diff(cdf), (r1 - r0, c1 - c0)).copy()
+    rows = (np.arange(r0, r1) + 0.5) * binning
+    outside = np.abs(rows - y) >= streak_gap(rate, cfg)
+    layer = _layer("read-out-streak", (r0, c0), flux, cfg.mask_level, cfg.visible_streak)
+    if layer is None or outside.sum() * binning < cfg.streak_min_length:
+        return None
+    return Layer(layer.category_id, r0, c0, flux, layer.mask & outside[:, None],
+                 layer.visibility)
 
 
 def smoke_ring_centre(x: float, y: float, cfg: ArtefactConfig) -> tuple[float, float]:
@@ -122,29 +142,33 @@ def smoke_ring(x: float, y: float, rate: float, binning: int,
     return _layer("smoke-ring", where[:2], peak * shape, 0.5, cfg.visible_ghost)
 
 
-def central_ring(x: float, y: float, radius: float, level: float, sky: float, binning: int,
-                 cfg: ArtefactConfig, phase: float) -> Layer | None:
-    """Central ring: scattered background light from the detector-window chamfer.
+def central_ring(x: float, y: float, half_w: float, half_h: float, level: float, sky: float,
+                 binning: int, cfg: ArtefactConfig, phase: float) -> Layer | None:
+    """Central ring: background light scattered off the detector window, fixed on the detector.
 
-    A lopsided ring of radius ``radius`` with a central spot, at ``level`` times the sky
-    (omscattered: the template scales with the background), on a diffuse halo reaching ~2'
-    across; the mask is the outline of the ring and spot (the halo is not annotated).
+    A faint, diffuse, flat-topped elliptical patch (half extents ``half_w`` x ``half_h`` unbinned
+    px at half maximum, a little lopsided) at ``level`` times the sky (omscattered: the template
+    scales with the background), on a broader faint halo; the mask is the patch at half maximum,
+    as the real annotators boxed it (41 x 32 px at 512); the halo is not labelled.
     """
-    where = _patch(x, y, 3.5 * radius, binning)
+    where = _patch(x, y, 2.5 * max(half_w, half_h), binning)
     if where is None:
         return None
     dx, dy = where[2] - x, where[3] - y
-    r = np.hypot(dx, dy)
-    lop = 1 + 0.35 * np.cos(np.arctan2(dy, dx) - phase)
-    ring = lop * np.exp(-0.5 * ((r - radius) / (0.22 * radius)) ** 2)
-    spot = 0.6 * np.exp(-0.5 * (r / (0.3 * radius)) ** 2)
-    halo = 0.3 * np.exp(-0.5 * (r / (1.5 * radius)) ** 2)
+    rho = np.hypot(dx / half_w, dy / half_h) * _HALF_MAX_RHO
+    lop = 1 + 0.2 * np.cos(np.arctan2(dy, dx) - phase)
+    patch = lop * np.exp(-0.5 * rho**4)
+    halo = 0.15 * np.exp(-0.5 * (rho / 2.2) ** 2)
     scale = level * sky * binning**2
-    layer = _layer("central-ring", where[:2], scale * (ring + spot), 0.25, cfg.visible_ring)
+    layer = _layer("central-ring", where[:2], scale * patch, 0.45, cfg.visible_ring)
     if layer is None:
         return None
-    return Layer(layer.category_id, layer.row0, layer.col0, scale * (ring + spot + halo),
+    return Layer(layer.category_id, layer.row0, layer.col0, scale * (patch + halo),
                  layer.mask, layer.visibility)
+
+
+_HALF_MAX_RHO = (2 * np.log(2)) ** 0.25
+"""Where ``exp(-rho^4 / 2)`` falls to half its peak."""
 
 
 def star_loop(shape: np.ndarray, rate: float, binning: int, cfg: ArtefactConfig,

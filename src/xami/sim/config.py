@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from xami.instrument import DETECTOR_PIXELS, PIXEL_SCALE_ARCSEC
+from xami.instrument import CENTRAL_RING_SIZE, CENTRAL_RING_XY, DETECTOR_PIXELS, PIXEL_SCALE_ARCSEC
 
 ARCMIN_PX = 60.0 / PIXEL_SCALE_ARCSEC
 """Unbinned OM pixels per arcminute (126.0)."""
@@ -108,14 +108,17 @@ class LayoutConfig:
     with a 16-pixel drift margin. Real median coverage of the released frames is 0.90.
     """
 
-    kinds: tuple[str, ...] = ("rudi5", "full", "partial", "single")
-    weights: tuple[float, ...] = (0.70, 0.10, 0.10, 0.10)
+    kinds: tuple[str, ...] = ("rudi5", "full", "partial", "single", "central")
+    weights: tuple[float, ...] = (0.58, 0.10, 0.12, 0.12, 0.08)  # "central": the small
+    # unbinned central window alone inside zero (real frames show such 80-px islands)
     large_window: tuple[int, int] = (976, 960)  # unbinned pixels (x, y), XRPS maximum
     central_window: int = 236  # unbinned pixels, ~1.9' (< 2')
     jitter: float = 24.0  # unbinned pixels, rms placement scatter of the central large window
     seam: tuple[float, float] = (-6.0, 9.0)  # unbinned px, inner-edge offset of each quadrant
     exposure_spread: tuple[float, float] = (0.75, 1.0)  # per-exposure fraction of EXPOSURE
     full_margin: int = 8  # unbinned pixels lost at the edge of a full-frame image
+    fov_probability: float = 0.5  # images whose corners are cut by the circular field of view
+    fov_radius: tuple[float, float] = (1.02, 1.3)  # field radius / half the detector (uniform)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,12 @@ class StarConfig:
     target_probability: float = 0.3  # a bright X-ray target on axis (ROS prior: central column)
     target_rate: tuple[float, float] = (0.3, 600.0)  # counts/s, log-uniform
     outside_margin: float = 160.0  # unbinned pixels: stars drawn this far outside the detector
+    galaxies: float = 12.0  # mean number of resolved galaxies per field [estimate, real frames]
+    galaxy_size: tuple[float, float] = (1.5, 12.0)  # arcsec, effective radius (log-uniform)
+    galaxy_rate: tuple[float, float] = (0.05, 8.0)  # counts/s in V (log-uniform)
+    big_galaxy_probability: float = 0.12  # a large nearby galaxy (a target) in the field
+    big_galaxy_size: tuple[float, float] = (15.0, 70.0)  # arcsec, its effective radius
+    big_galaxy_rate: tuple[float, float] = (3.0, 120.0)  # counts/s in V (log-uniform)
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,14 @@ class PsfConfig:
     mod8_amplitude: float = 0.25  # fractional modulation at a 1000 count/s star [estimate]
     mod8_pattern: tuple[float, ...] = (0.6, 0.2, -0.1, -0.3, -0.5, -0.3, 0.1, 0.3)
     mod8_min_rate: float = 60.0  # counts/s, SAS bit 4 trigger
+    spike_fraction: float = 4.0e-4  # flux in the four diffraction spikes [estimate]
+    spike_min_rate: float = 70.0  # counts/s, SAS bit 3 trigger
+    spike_extent: tuple[float, float] = (50.0, 250.0)  # unbinned px, radial (SAS bit 3 region)
+    # per-image scatter of the optics (real frames vary in focus, halo and smoothing):
+    core_fwhm_range: tuple[float, float] = (1.4, 2.6)  # arcsec, uniform
+    wing_fraction_range: tuple[float, float] = (0.06, 0.3)  # log-uniform: from faint to broad halos
+    blur_probability: float = 0.3  # frames smoothed after rebinning (resampled figures, JPEG)
+    blur_sigma: tuple[float, float] = (0.3, 0.9)  # 512-px, Gaussian
 
 
 @dataclass(frozen=True)
@@ -161,27 +178,34 @@ class ArtefactConfig:
     """Artefact physics and the visibility rule deciding which instances are labelled."""
 
     readout_fraction: float = 0.0158  # frame-transfer / frame time (MSSL: read-out < 1.58 %)
-    streak_sigma: float = 3.5  # unbinned px, column profile of a streak (SAS flags 16 columns)
+    streak_sigma: float = 5.0  # unbinned px, column profile of a streak (SAS flags 16 columns;
+    # real labelled streaks are 6 [4-7] px wide at 512)
+    streak_gap: tuple[float, float] = (44.0, 30.0)  # unbinned px: annotators leave the parent's
+    # halo out, labelling the streak above and below it; gap half-height a + b log10(rate / 60)
     streak_min_rate: float = 60.0  # counts/s, SAS bit 1 trigger; fainter streaks not rendered
+    streak_min_length: float = 48.0  # unbinned px: shorter visible parts are not labelled
     mask_level: float = 0.1  # mask = where the artefact exceeds this fraction of its peak
     ghost_efficiency: float = 2.0e-3  # smoke-ring flux / parent flux (window reflection) [estimate]
     ghost_min_rate: float = 60.0  # counts/s, SAS smoke-ring parent threshold
-    ghost_radius: float = 11.0  # arcsec, outer radius of the visible annulus (SAS flags 38")
+    ghost_radius: float = 14.5  # arcsec, outer radius of the visible annulus (SAS flags 38";
+    # real labelled smoke rings are 15 [14-19] px across at 512)
     ghost_inner: float = 0.45  # inner / outer radius (secondary-mirror obstruction)
     ghost_offset: tuple[float, float] = (12.0, 0.22)  # offset = a + b r (arcsec, per arcsec)
     ghost_min_distance: float = 60.0  # arcsec from the centre: closer ghosts hide in the PSF
     loop_min_rate: float = 115.0  # counts/s, loop parent threshold [estimate]
     loop_efficiency: float = 6.0e-3  # loop flux / parent flux [estimate]
     loop_offaxis: tuple[float, float] = (12.0, 15.0)  # arcmin (paper §2)
-    loop_size: tuple[float, float] = (16.0, 70.0)  # arcsec, semi-major axis (log-uniform)
-    ring_radius: tuple[float, float] = (12.0, 21.0)  # arcsec, central-ring radius
-    ring_offset: tuple[float, float] = (-40.0, -30.0)  # unbinned px (x, y) from the centre
-    ring_jitter: float = 10.0  # unbinned px, rms
+    loop_size: tuple[float, float] = (40.0, 165.0)  # arcsec, semi-major axis (log-uniform;
+    # real labelled loops are 49 [33-65] x 68 [46-89] px at 512)
+    ring_xy: tuple[float, float] = CENTRAL_RING_XY  # unbinned px, fixed on the detector
+    ring_size: tuple[float, float] = CENTRAL_RING_SIZE  # unbinned px, labelled full extent
+    ring_size_scatter: float = 0.13  # ln-size rms
+    ring_jitter: float = 8.0  # unbinned px, rms
     other_probability: float = 0.02  # images with 'other' scattered light (21 of 1055)
     # least mean signal / background noise per mask pixel for an instance to be labelled:
     visible_ring: float = 0.25
     visible_other: float = 0.15
-    visible_streak: float = 0.2
+    visible_streak: float = 0.9
     visible_ghost: float = 0.2
     visible_loop: float = 0.25
 
@@ -203,4 +227,6 @@ class SimConfig:
     artefacts: ArtefactConfig = field(default_factory=ArtefactConfig)
     filters: tuple[FilterModel, ...] = FILTER_MODELS
     multi_filter: tuple[float, ...] = (0.826, 0.12, 0.04, 0.014)  # ObsIDs with 1-4 filters
+    stretch_range: tuple[float, float] = (0.1, 0.6)  # Asinh parameter of each frame
+    # (log-uniform; the authors' value is not recorded, xami's default is 0.25)
     # (reference notes §1.6: 144 of 827 ObsIDs have 2-4 filters)

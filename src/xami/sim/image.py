@@ -9,6 +9,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from scipy import ndimage
 
 from xami.instrument import DETECTOR_PIXELS, RELEASED_SIZE
 from xami.preprocess import StretchParams, flip_wcs_rows, rebin, rebin_wcs, stretch_to_uint8
@@ -125,7 +126,9 @@ def simulate_scene(scene: Scene, rng: np.random.Generator, config: SimConfig, *,
     rendered = render_scene(scene, rng, config, binning=binning)
     factor = MASK_BINNING // binning
     data512 = rendered.data if factor == 1 else rebin(rendered.data, factor)
-    frame, params = stretch_to_uint8(data512)
+    if scene.blur > 0 and binning == MASK_BINNING:  # FITS products (binning 1) stay raw counts,
+        data512 = smooth_covered(data512, scene.blur)  # which `xami preprocess` reproduces
+    frame, params = stretch_to_uint8(data512, asinh_a=scene.asinh_a)
     masks, labels = _display_masks(rendered.layers, frame > 0)
     wcs2048 = detector_wcs(scene.field.ra, scene.field.dec, scene.field.pa)
     return SimulatedFrame(
@@ -134,6 +137,15 @@ def simulate_scene(scene: Scene, rng: np.random.Generator, config: SimConfig, *,
         frame_wcs=flip_wcs_rows(rebin_wcs(wcs2048, MASK_BINNING), RELEASED_SIZE),
         sources=source_table(scene, wcs2048), stretch=params,
         header=om_header(scene, seed=seed, index=index, binning=binning))
+
+
+def smooth_covered(data: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of the covered pixels only (no light leaks into or out of gaps)."""
+    covered = (data > 0).astype(np.float64)
+    weight = ndimage.gaussian_filter(covered, sigma)
+    smooth = ndimage.gaussian_filter(data.astype(np.float64), sigma)
+    out = np.where(covered > 0, smooth / np.maximum(weight, 1e-9), 0.0)
+    return out.astype(data.dtype)
 
 
 def _display_masks(layers, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

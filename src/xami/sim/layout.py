@@ -89,6 +89,8 @@ def draw_windows(rng: np.random.Generator, kind: str, exposure: float,
         return (_window(x0, y0, (sx, sy), exposure),)
     large = _large_windows(rng, cfg, times)
     central = _central_windows(rng, cfg, times)
+    if kind == "central":
+        return tuple(central)
     if kind == "partial":
         keep = np.sort(rng.choice(5, size=int(rng.integers(2, 5)), replace=False))
         return tuple([large[k] for k in keep] + [central[k] for k in keep])
@@ -117,6 +119,18 @@ def _edge_fractions(lo: int, hi: int, binning: int) -> np.ndarray:
     """Fraction of each binned pixel along one axis that lies in ``[lo, hi)``."""
     edges = np.arange(DETECTOR_PIXELS // binning + 1) * binning
     return np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None) / binning
+
+
+def field_of_view(radius: float | None, binning: int) -> np.ndarray:
+    """1 inside the circular field of view of ``radius`` unbinned px (None: everywhere), else 0.
+
+    Decided at binned-pixel centres; ``float32 [n, n]``.
+    """
+    n = DETECTOR_PIXELS // binning
+    if radius is None:
+        return np.ones((n, n), dtype=np.float32)
+    t = (np.arange(n) + 0.5) * binning - DETECTOR_PIXELS / 2
+    return (np.hypot(t[:, None], t[None, :]) <= radius).astype(np.float32)
 
 
 def exposure_map(windows: tuple[Window, ...], binning: int) -> np.ndarray:

@@ -9,16 +9,22 @@ is exact for the counts: a sum of Poisson variables is Poisson.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 
 from xami.instrument import DETECTOR_PIXELS, PIXEL_SCALE_ARCSEC
 from xami.sim import artefacts as art
-from xami.sim.config import CENTRE, ArtefactConfig, SimConfig
-from xami.sim.layout import coverage_fraction, exposure_map
-from xami.sim.optics import apply_mod8, coincidence_loss, render_stars
+from xami.sim.config import CENTRE, MODEL_BY_LETTER, ArtefactConfig, PsfConfig, SimConfig
+from xami.sim.layout import coverage_fraction, exposure_map, field_of_view
+from xami.sim.optics import (
+    apply_mod8,
+    coincidence_loss,
+    render_galaxies,
+    render_stars,
+    spike_points,
+)
 from xami.sim.scene import Scene
 
 MASK_BINNING = 4
@@ -66,7 +72,8 @@ def candidates(scene: Scene, config: SimConfig) -> list[Candidate]:
                                                                a.ghost_min_rate))
     for (x, y), rate in zip(scene.star_xy[on], scene.star_rate[on], strict=True):
         if rate >= a.streak_min_rate:
-            out.append(partial(art.read_out_streak, float(x), float(rate), cfg=a))
+            out += [partial(art.read_out_streak, float(x), float(y), float(rate), cfg=a,
+                            side=side) for side in (-1, 1)]
         far = np.hypot(x - CENTRE, y - CENTRE) * PIXEL_SCALE_ARCSEC >= a.ghost_min_distance
         if rate >= a.ghost_min_rate and far:
             out.append(partial(art.smoke_ring, float(x), float(y), float(rate), cfg=a))
@@ -74,8 +81,8 @@ def candidates(scene: Scene, config: SimConfig) -> list[Candidate]:
         if rate >= a.loop_min_rate:
             out.append(partial(art.star_loop, shape, float(rate), cfg=a, stripes=5 + 3 * k % 8))
     if scene.ring is not None:
-        x, y, radius, level, phase = scene.ring
-        out.append(partial(art.central_ring, x, y, radius, level, scene.sky_rate, cfg=a,
+        x, y, half_w, half_h, level, phase = scene.ring
+        out.append(partial(art.central_ring, x, y, half_w, half_h, level, scene.sky_rate, cfg=a,
                            phase=phase))
     for x, y, size, level, seed in scene.others:
         out.append(partial(art.other_light, x, y, size, level, scene.sky_rate, cfg=a,
@@ -94,10 +101,32 @@ def _visible(layer: art.Layer, sky: np.ndarray, expo: np.ndarray) -> bool:
     return bool(signal >= layer.visibility * np.sqrt((sky[rows, cols][m] * e).mean()))
 
 
+def scene_exposure(scene: Scene, binning: int) -> np.ndarray:
+    """Exposure map of the scene's windows inside its circular field of view."""
+    return exposure_map(scene.windows, binning) * field_of_view(scene.fov_radius, binning)
+
+
+def scene_psf(scene: Scene, config: SimConfig) -> PsfConfig:
+    """The PSF of this image (its own core width and halo)."""
+    return replace(config.psf, core_fwhm=scene.optics[0], wing_fraction=scene.optics[1])
+
+
+def scene_light(scene: Scene, config: SimConfig, binning: int) -> np.ndarray:
+    """Sky, stars with their diffraction spikes and galaxies, counts/s per binned pixel."""
+    psf = scene_psf(scene, config)
+    pts, flux = spike_points(scene.star_xy, scene.star_rate, psf)
+    xy = np.concatenate([scene.star_xy, pts])
+    rate = np.concatenate([scene.star_rate, flux])
+    fm, v = MODEL_BY_LETTER[scene.filter], MODEL_BY_LETTER["V"]
+    colour = fm.rate_v20[3] / v.rate_v20[3]  # a G0-like spectrum
+    return (sky_image(scene, binning) + render_stars(xy, rate, binning, psf)
+            + render_galaxies(scene.field.galaxies, colour, binning))
+
+
 def select_visible(scene: Scene, config: SimConfig) -> tuple[list[Candidate], list[art.Layer]]:
     """The candidates that are visible on the 512 grid, and their 512-grid layers."""
     b = MASK_BINNING
-    sky, expo = sky_image(scene, b), exposure_map(scene.windows, b)
+    sky, expo = sky_image(scene, b), scene_exposure(scene, b)
     keep, layers = [], []
     for cand in candidates(scene, config):
         layer = cand(b)
@@ -111,16 +140,15 @@ def render_scene(scene: Scene, rng: np.random.Generator, config: SimConfig, *,
                  binning: int = 4) -> Rendered:
     """Render ``scene`` at ``binning`` (1 or 4): normalised counts and the visible instances."""
     keep, layers = select_visible(scene, config)
-    sky = sky_image(scene, binning)
-    light = sky + render_stars(scene.star_xy, scene.star_rate, binning, config.psf)
+    light = scene_light(scene, config, binning)
     for layer in (layers if binning == MASK_BINNING else [c(binning) for c in keep]):
         if layer is not None:
             light[layer.slices] += layer.flux
-    expo = exposure_map(scene.windows, binning)
+    expo = scene_exposure(scene, binning)
     expected = coincidence_loss(light, binning, config.psf) * expo
     apply_mod8(expected, scene.star_xy, scene.star_rate, binning, config.psf)
     counts = rng.poisson(expected)
-    frac = coverage_fraction(scene.windows, binning)
+    frac = coverage_fraction(scene.windows, binning) * field_of_view(scene.fov_radius, binning)
     data = np.zeros(expected.shape, dtype=np.float32)
     ok = expo > 0
     data[ok] = counts[ok] * (scene.exposure * frac[ok] / expo[ok])

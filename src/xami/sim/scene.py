@@ -47,6 +47,9 @@ class Field:
         (rad).
     target : tuple of float or None
         On-axis target: x, y and its rate quantile in [0, 1].
+    galaxies : numpy.ndarray
+        Resolved galaxies ``[G, 6]``: x, y, V-band rate (counts/s), effective radius (px), axis
+        ratio and orientation (rad); the hard negatives the artefact classes must not take.
     """
 
     obs_id: str
@@ -66,6 +69,7 @@ class Field:
     loop_gamma: np.ndarray
     loop_shape: np.ndarray
     target: tuple[float, float, float] | None
+    galaxies: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,18 @@ class Scene:
     gradient : numpy.ndarray
         ``[4]`` large-scale background modulation: x slope, y slope, x^2, y^2 (fractions).
     ring : tuple of float or None
-        Central ring x, y, radius (px), level (sky units), lopsidedness phase (rad), or None
-        when too faint to see.
+        Central ring x, y, half width, half height (px), level (sky units), lopsidedness phase
+        (rad), or None when too faint to see.
     others : tuple of tuple of float
         'Other' scattered-light patches: x, y, size (px), level (sky units), seed.
+    optics : tuple of float
+        This image's PSF core FWHM (arcsec) and wing fraction.
+    fov_radius : float or None
+        Radius of the circular field of view (unbinned px from the centre) or None (no cut).
+    asinh_a : float
+        Asinh parameter of the displayed frame's stretch.
+    blur : float
+        Gaussian smoothing of the displayed frame, 512-px sigma (0: none).
     """
 
     field: Field
@@ -106,8 +118,12 @@ class Scene:
     loop_rate: np.ndarray
     sky_rate: float
     gradient: np.ndarray
-    ring: tuple[float, float, float, float, float] | None
+    ring: tuple[float, float, float, float, float, float] | None
     others: tuple[tuple[float, ...], ...]
+    optics: tuple[float, float]
+    fov_radius: float | None
+    asinh_a: float
+    blur: float
 
 
 def filter_weights(config: SimConfig) -> tuple[list[str], np.ndarray]:
@@ -143,7 +159,8 @@ def draw_field(rng: np.random.Generator, config: SimConfig, *, obs_id: str,
                  layout=str(rng.choice(lay.kinds, p=np.array(lay.weights) / sum(lay.weights))),
                  density=float(density), faint_xy=faint[0], faint_v=faint[1], faint_type=faint[2],
                  bright_xy=bright[0], bright_gamma=bright[1], loop_xy=loops[0],
-                 loop_gamma=loops[1], loop_shape=loops[2], target=target)
+                 loop_gamma=loops[1], loop_shape=loops[2], target=target,
+                 galaxies=_draw_galaxies(rng, config))
 
 
 def _uniform_xy(rng: np.random.Generator, n: int, margin: float) -> np.ndarray:
@@ -165,6 +182,27 @@ def _draw_faint(rng: np.random.Generator, config: SimConfig,
     v = np.log(np.exp(k * v0) + u * (np.exp(k * v1) - np.exp(k * v0))) / k
     types = rng.choice(len(st.type_weights), size=n, p=np.array(st.type_weights))
     return _uniform_xy(rng, n, st.outside_margin), v, types
+
+
+def _log_uniform(rng: np.random.Generator, lo_hi: tuple[float, float], n: int) -> np.ndarray:
+    """``n`` values log-uniform between the two bounds."""
+    return np.exp(rng.uniform(np.log(lo_hi[0]), np.log(lo_hi[1]), size=n))
+
+
+def _draw_galaxies(rng: np.random.Generator, config: SimConfig) -> np.ndarray:
+    """Resolved galaxies: many small ones anywhere, sometimes a large one near the pointing."""
+    st = config.stars
+    n = rng.poisson(st.galaxies)
+    xy = _uniform_xy(rng, n, 0.0)
+    rate = _log_uniform(rng, st.galaxy_rate, n)
+    size = _log_uniform(rng, st.galaxy_size, n) * ARCMIN_PX / 60.0
+    if rng.random() < st.big_galaxy_probability:
+        xy = np.vstack([xy, CENTRE + rng.normal(0, 250, size=(1, 2))])
+        rate = np.append(rate, _log_uniform(rng, st.big_galaxy_rate, 1))
+        size = np.append(size, _log_uniform(rng, st.big_galaxy_size, 1) * ARCMIN_PX / 60.0)
+    q = rng.uniform(0.15, 1.0, size=size.size)
+    pa = rng.uniform(0, np.pi, size=size.size)
+    return np.column_stack([xy, rate, size, q, pa]).reshape(-1, 6)
 
 
 def _gamma_limit(config: SimConfig, density: float, filters: tuple[str, ...]) -> float:
@@ -232,12 +270,19 @@ def draw_scene(rng: np.random.Generator, field: Field, letter: str, config: SimC
     exposure = draw_exposure(rng, config, letter)
     xy, rate = _star_rates(rng, field, letter, config)
     loop_rate = _bright_rates(field.loop_gamma, field.density * fm.bright_stars, config)
-    sky = fm.sky_rate * np.exp(rng.normal(0, 0.3))
+    sky = fm.sky_rate * np.exp(rng.normal(0, 0.5))
+    psf, lay = config.psf, config.layout
+    optics = (float(rng.uniform(*psf.core_fwhm_range)),
+              float(_log_uniform(rng, psf.wing_fraction_range, 1)[0]))
+    fov = (float(rng.uniform(*lay.fov_radius)) * CENTRE if rng.random() < lay.fov_probability
+           else None)
+    blur = float(rng.uniform(*psf.blur_sigma)) if rng.random() < psf.blur_probability else 0.0
     return Scene(field=field, filter=letter, exposure=exposure,
                  windows=draw_windows(rng, field.layout, exposure, config.layout),
                  star_xy=xy, star_rate=rate, loop_rate=loop_rate, sky_rate=float(sky),
-                 gradient=rng.normal(0, 0.07, size=4), ring=_draw_ring(rng, fm, config),
-                 others=_draw_others(rng, config))
+                 gradient=rng.normal(0, 0.1, size=4), ring=_draw_ring(rng, fm, config),
+                 others=_draw_others(rng, config), optics=optics, fov_radius=fov,
+                 asinh_a=float(_log_uniform(rng, config.stretch_range, 1)[0]), blur=blur)
 
 
 def _bright_rates(gamma: np.ndarray, mu: float, config: SimConfig) -> np.ndarray:
@@ -273,10 +318,11 @@ def _draw_ring(rng: np.random.Generator, fm: FilterModel,
     a = config.artefacts
     if rng.random() >= fm.central_ring:
         return None
-    x, y = CENTRE + np.array(a.ring_offset) + rng.normal(0, a.ring_jitter, size=2)
-    radius = rng.uniform(*a.ring_radius) * ARCMIN_PX / 60.0
+    x, y = np.array(a.ring_xy) + rng.normal(0, a.ring_jitter, size=2)
+    half_w, half_h = np.array(a.ring_size) / 2 * np.exp(rng.normal(0, a.ring_size_scatter, size=2))
     level = fm.central_ring_level * np.exp(rng.normal(0, 0.35))
-    return float(x), float(y), float(radius), float(level), float(rng.uniform(0, 2 * np.pi))
+    return (float(x), float(y), float(half_w), float(half_h), float(level),
+            float(rng.uniform(0, 2 * np.pi)))
 
 
 def _draw_others(rng: np.random.Generator, config: SimConfig) -> tuple[tuple[float, ...], ...]:
