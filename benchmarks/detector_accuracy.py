@@ -34,6 +34,7 @@ from xami.models.detector import BUNDLED_DETECTOR, load_detector
 from xami.models.segmentor import load_segmentor
 from xami.pipeline import Pipeline
 from xami.postprocess import StreakFitConfig
+from xami.priors import PriorConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "detector.json"
 
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="detector confidence threshold (default 0.2, the inference default)")
     parser.add_argument("--no-streak-fit", action="store_true",
                         help="keep the detector's read-out-streak masks")
+    parser.add_argument("--no-priors", action="store_true",
+                        help="skip the instrument priors (xami.priors)")
     parser.add_argument("--segmentor", type=Path, default=None, help="SAM checkpoint")
     parser.add_argument("--sam-size", type=int, default=1024, help="segmentor input (default 1024)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     segmentor = (None if args.segmentor is None
                  else load_segmentor(args.segmentor, sam_size=args.sam_size))
     pipeline = Pipeline(load_detector(args.detector), segmentor, conf=args.conf,
-                        streak_fit=None if args.no_streak_fit else StreakFitConfig())
+                        streak_fit=None if args.no_streak_fit else StreakFitConfig(),
+                        priors=None if args.no_priors else PriorConfig())
     warnings.simplefilter("ignore", NoDetectionsWarning)
     results, start = [], time.perf_counter()
     records = dataset.splits[args.split]
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "segmentor": None if args.segmentor is None else str(args.segmentor),
         "sam_size": None if args.segmentor is None else args.sam_size,
         "images": len(records), "seconds_per_image": seconds / max(len(records), 1),
-        "conf": args.conf, "streak_fit": not args.no_streak_fit,
+        "conf": args.conf, "streak_fit": not args.no_streak_fit, "priors": not args.no_priors,
         "segm": coco_ap(gt_json, results, iou_type="segm"),
         "bbox": coco_ap(gt_json, results, iou_type="bbox"),
     }
