@@ -321,7 +321,7 @@ def fit_streak_mask(image: np.ndarray, box: np.ndarray, *,
     >>> frame = np.full((40, 30), 50, np.uint8); frame[5:35, 14:16] = 90
     >>> mask = fit_streak_mask(frame, np.array([8.0, 5.0, 24.0, 35.0]))
     >>> np.flatnonzero(mask.any(axis=0)).tolist(), int(mask.sum())
-    ([13, 14, 15, 16], 160)
+    ([12, 13, 14, 15, 16, 17], 240)
     """
     data = _channel0(image)
     h, w = data.shape
