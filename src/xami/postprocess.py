@@ -380,9 +380,7 @@ def apply_streak_fit(image: np.ndarray, instances: Instances, *,
     ValueError
         If the image and the masks differ in size.
     """
-    if tuple(np.shape(image)[:2]) != instances.image_size:
-        raise ValueError(f"masks {instances.image_size} and image {np.shape(image)[:2]} must "
-                         "have one size")
+    instances.check_image(image)
     masks, keep, fitted = instances.masks.copy(), np.ones(len(instances), bool), []
     for i in np.argsort(-instances.scores, kind="stable"):
         if instances.labels[i] != _STREAK:

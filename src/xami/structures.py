@@ -120,6 +120,20 @@ class Instances:
         scores = np.ones(len(masks)) if scores is None else scores
         return cls(masks_to_boxes(masks), masks, labels, scores)
 
+    @classmethod
+    def concatenate(cls, parts: list[Instances]) -> Instances:
+        """The instances of all ``parts`` (non-empty list, one image size), in their order."""
+        return cls(np.concatenate([p.boxes for p in parts]),
+                   np.concatenate([p.masks for p in parts]),
+                   np.concatenate([p.labels for p in parts]),
+                   np.concatenate([p.scores for p in parts]))
+
+    def check_image(self, image: np.ndarray) -> None:
+        """Raise ValueError unless ``image`` (``[H, W]`` or ``[H, W, C]``) has the masks' size."""
+        if tuple(np.shape(image)[:2]) != self.image_size:
+            raise ValueError(f"masks {self.image_size} and image {np.shape(image)[:2]} must "
+                             "have one size")
+
     def __len__(self) -> int:
         return len(self.boxes)
 

@@ -100,9 +100,7 @@ def apply_priors(image: np.ndarray, instances: Instances, *,
     >>> found.labels.tolist(), found.scores.tolist()  # the ring, proposed at its fixed position
     ([1], [0.1])
     """
-    if tuple(np.shape(image)[:2]) != instances.image_size:
-        raise ValueError(f"masks {instances.image_size} and image {np.shape(image)[:2]} must "
-                         "have one size")
+    instances.check_image(image)
     if config.central_ring is not None:
         instances = apply_central_ring_prior(image, instances, config=config.central_ring)
     if config.smoke_ring is None and config.streak is None:

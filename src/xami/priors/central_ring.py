@@ -149,7 +149,7 @@ def apply_central_ring_prior(image: np.ndarray, instances: Instances, *,
         scores[others] *= likelihood[others] * covered
     result = Instances(instances.boxes, instances.masks, instances.labels, scores)[keep]
     if config.propose and covered and not found:
-        result = _append(result, proposed_ring(image, config.propose_score))
+        result = Instances.concatenate([result, proposed_ring(image, config.propose_score)])
     return result
 
 
@@ -179,10 +179,3 @@ def proposed_ring(image: np.ndarray, score: float) -> Instances:
         return Instances.empty(*data.shape)
     return Instances.from_masks(mask[None], labels=[_CR], scores=[score])
 
-
-def _append(first: Instances, second: Instances) -> Instances:
-    """The instances of both, ``first``'s first."""
-    return Instances(np.concatenate([first.boxes, second.boxes]),
-                     np.concatenate([first.masks, second.masks]),
-                     np.concatenate([first.labels, second.labels]),
-                     np.concatenate([first.scores, second.scores]))

@@ -233,6 +233,7 @@ def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[Br
         A new `Instances`: other classes first in their order, then the streaks' segments.
     """
     scale = instances.image_size[1] / 512
+    covered = _channel0(image) != 0
     others = instances[np.flatnonzero(instances.labels != _STREAK)]
     parts = [others]
     for i in np.flatnonzero(instances.labels == _STREAK):
@@ -244,12 +245,9 @@ def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[Br
         if config.extent == "visible":
             segments = visible_segments(image, columns, parents, config=config)
             if segments:
-                streak = _segmented(streak, columns, segments, _channel0(image) != 0)
+                streak = _segmented(streak, columns, segments, covered)
         parts.append(streak)
-    return Instances(np.concatenate([p.boxes for p in parts]),
-                     np.concatenate([p.masks for p in parts]),
-                     np.concatenate([p.labels for p in parts]),
-                     np.concatenate([p.scores for p in parts]))
+    return Instances.concatenate(parts)
 
 
 def _columns(streak: Instances) -> tuple[int, int]:
