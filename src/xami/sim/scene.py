@@ -247,8 +247,7 @@ def _loop_shape(rng: np.random.Generator, config: SimConfig, theta: float,
     else:
         dist = rng.uniform(120.0, 360.0)
     dist *= ARCMIN_PX / 60.0
-    lo, hi = np.log(a.loop_size[0]), np.log(a.loop_size[1])
-    semi = np.exp(rng.uniform(lo, hi)) * ARCMIN_PX / 60.0
+    semi = _log_uniform(rng, a.loop_size, 1)[0] * ARCMIN_PX / 60.0
     span = 2 * np.pi if rng.random() < 0.5 else rng.uniform(0.8 * np.pi, 1.7 * np.pi)
     return [CENTRE + dist * np.cos(phi), CENTRE + dist * np.sin(phi), semi,
             rng.uniform(0.3, 0.75), phi + rng.normal(0, 0.25), span]
