@@ -226,7 +226,7 @@ def test_onnx_detector_gives_the_same_instances(detector_weights):
     exported = mtimes(detector_weights.parent)
     assert len(exported) == 1 and onnx_detector.source.endswith(next(iter(exported)))
     assert onnx_detector.model.names == torch_detector.model.names
-    options = onnx_detector.model.predictor.model.backend.session.get_session_options()
+    options = onnx_detector.model.session.get_session_options()
     assert options.intra_op_num_threads == torch.get_num_threads()  # xami's session, not spinning
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     frames = [simulate_image(seed).frame for seed in range(3)]

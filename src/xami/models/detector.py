@@ -1,4 +1,9 @@
-"""The detector: a thin wrapper over an ultralytics YOLOv8-seg (or RT-DETR) model."""
+"""The detector: a thin wrapper over an ultralytics YOLOv8-seg (or RT-DETR) model.
+
+Importable without torch and ultralytics: they are imported where the torch backend, a
+checkpoint or an export needs them, and ``load_detector(file.onnx, backend="onnx")`` runs
+`xami.models.yolo_onnx` on ONNX Runtime alone.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,7 @@ import numpy as np
 from xami.classes import BY_YOLO_INDEX, CLASSES
 from xami.errors import CheckpointError, InputError
 from xami.io.atomic import atomic_path
-from xami.models.safe_load import read_ultralytics_checkpoint
-from xami.models.ultralytics_setup import ultralytics_offline
+from xami.models.yolo_onnx import OnnxYolo, as_bgr, check_class_names, load_onnx_yolo
 from xami.structures import Instances
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -44,25 +48,14 @@ class DetectorConfig:
     max_det: int = 300
 
 
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """An 8-bit ``[H, W]`` or ``[H, W, 3]`` frame as the ``[H, W, 3]`` array ultralytics takes."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise InputError(None, f"expected an 8-bit frame (uint8), got dtype {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
-        raise InputError(None, f"expected an image of shape [H, W] or [H, W, 3], got {image.shape}")
-    return np.ascontiguousarray(image)
-
-
 class Detector:
-    """Artefact detector: an ultralytics model whose classes are the XAMI classes.
+    """Artefact detector: a model whose classes are the XAMI classes.
 
     Parameters
     ----------
-    model : ultralytics.YOLO or ultralytics.RTDETR
-        The loaded ultralytics model; its class names must be those of `xami.classes`.
+    model : ultralytics.YOLO, ultralytics.RTDETR or xami.models.yolo_onnx.OnnxYolo
+        The loaded model (torch, or ONNX Runtime); its class names must be those of
+        `xami.classes`.
     config : DetectorConfig
         Inference settings.
     source : str
@@ -71,11 +64,7 @@ class Detector:
 
     def __init__(self, model: Any, config: DetectorConfig = DetectorConfig(), *,
                  source: str = "") -> None:
-        names = {int(k): v for k, v in model.names.items()}
-        expected = {c.yolo_index: c.name for c in CLASSES}
-        if names != expected:
-            raise CheckpointError(source or None,
-                                  f"detector classes {names} are not the XAMI classes {expected}")
+        check_class_names({int(k): v for k, v in model.names.items()}, source)
         self.model = model
         self.config = config
         self.source = source
@@ -94,8 +83,11 @@ class Detector:
             Boxes XYXY in the frame's pixels, masks at the frame's size (letterboxing undone; filled
             boxes for a model without masks such as RT-DETR), COCO labels and confidences.
         """
-        bgr = as_bgr(image)
         c = self.config
+        if isinstance(self.model, OnnxYolo):
+            return self.model.predict(image, conf=c.conf, iou=c.iou, imgsz=c.imgsz,
+                                      max_det=c.max_det)
+        bgr = as_bgr(image)
         result = self.model.predict(bgr, conf=c.conf, iou=c.iou, imgsz=c.imgsz, max_det=c.max_det,
                                     retina_masks=True, verbose=False)[0]
         return _to_instances(result, bgr.shape[:2])
@@ -138,21 +130,23 @@ def _untrained(ul: Any, yaml_path: Path) -> Any:
 
 def load_detector(path: str | Path | None = None, *, config: DetectorConfig = DetectorConfig(),
                   backend: str = "torch") -> Detector:
-    """Load a detector from an ultralytics checkpoint (``.pt``) or model yaml.
+    """Load a detector from an ultralytics checkpoint (``.pt``), model yaml or ONNX export.
 
     Parameters
     ----------
     path : str or pathlib.Path, optional
-        An ultralytics checkpoint (e.g. the authors' ``yolov8_detect_300e_best.pt``) or a model
-        yaml (``yolov8n-seg.yaml``: an untrained model, built offline). None: the bundled weights.
+        An ultralytics checkpoint (e.g. the authors' ``yolov8_detect_300e_best.pt``), a model
+        yaml (``yolov8n-seg.yaml``: an untrained model, built offline) or, with ``"onnx"``, an
+        ultralytics YOLOv8-seg ONNX export. None: the bundled weights.
     config : DetectorConfig
         Inference settings.
     backend : str
-        ``"torch"`` or ``"onnx"``: the checkpoint exported once by ultralytics' own exporter
-        (dynamic input size, so the letterboxing and the results are those of the torch model)
-        and run by ultralytics' ONNX Runtime backend. The file is cached as
-        ``<checkpoint name>.<SHA-256 prefix>.onnx`` beside the checkpoint, or under
-        ``$XAMI_CACHE_DIR/onnx`` when that folder is read-only (see `xami.models.onnx`).
+        ``"torch"`` (needs ``xami[train]``) or ``"onnx"``: `xami.models.yolo_onnx`, ultralytics'
+        predictor rewritten in numpy on ONNX Runtime (same instances as the torch model). A
+        checkpoint is exported once by ultralytics' own exporter (dynamic input size; needs
+        ``xami[train]``) and cached as ``<checkpoint name>.<SHA-256 prefix>.onnx`` beside it,
+        or under ``$XAMI_CACHE_DIR/onnx`` when that folder is read-only (see
+        `xami.models.onnx`); an ``.onnx`` file is run as it is, without torch or ultralytics.
 
     Returns
     -------
@@ -162,10 +156,12 @@ def load_detector(path: str | Path | None = None, *, config: DetectorConfig = De
     ------
     xami.errors.CheckpointError
         The file is missing, is not an ultralytics checkpoint (one naming any class or function
-        outside `xami.models.safe_load.ULTRALYTICS_GLOBALS` is refused before it is unpickled),
-        its classes are not XAMI's, or its cached ONNX file cannot be loaded.
+        outside `xami.models.safe_load.ULTRALYTICS_GLOBALS` is refused before it is unpickled)
+        or ONNX export, its classes are not XAMI's, or its cached ONNX file cannot be loaded.
     xami.errors.InputError
         Unknown ``backend``, or ``"onnx"`` with a model yaml.
+    xami.errors.MissingExtraError
+        A checkpoint or yaml, and torch or ultralytics is not installed.
 
     Examples
     --------
@@ -175,6 +171,10 @@ def load_detector(path: str | Path | None = None, *, config: DetectorConfig = De
     if backend not in BACKENDS:
         raise InputError(None, f"backend must be one of {BACKENDS}, got {backend!r}")
     path = BUNDLED_DETECTOR if path is None else Path(path)
+    if backend == "onnx" and path.suffix.lower() == ".onnx":
+        return Detector(load_onnx_yolo(path), config, source=str(path))
+    from xami.models.ultralytics_setup import ultralytics_offline
+
     ul = ultralytics_offline()
     if path.suffix in {".yaml", ".yml"}:
         if backend == "onnx":
@@ -183,26 +183,12 @@ def load_detector(path: str | Path | None = None, *, config: DetectorConfig = De
     if not path.is_file():
         raise CheckpointError(path, "detector checkpoint not found")
     if backend == "onnx":
+        from xami.models.safe_load import read_ultralytics_checkpoint
+
         read_ultralytics_checkpoint(path)  # refused even when its ONNX export is cached
-        return _onnx_detector(ul, _cached_onnx(ul, path, config.imgsz), config)
+        exported = _cached_onnx(ul, path, config.imgsz)
+        return Detector(load_onnx_yolo(exported), config, source=str(exported))
     return Detector(_load(ul, path, path), config, source=str(path))
-
-
-def _onnx_detector(ul: Any, path: Path, config: DetectorConfig) -> Detector:
-    """ultralytics' ONNX Runtime predictor on xami's session (`xami.models.onnx.ort_session`).
-
-    ultralytics opens the file with ONNX Runtime's defaults: a thread per core that spins after
-    each run, which oversubscribes a one-thread Dask worker and starves the torch stages in
-    between (measured yolov8n-seg at 512: 89 ms with one thread, 50 ms with two, against 104
-    and 72 ms with torch). Its predictor is set up on a blank frame, then given a session of the
-    same file on torch's thread count that does not spin.
-    """
-    from xami.models.onnx import ort_session
-
-    detector = Detector(_load(ul, path, path), config, source=str(path))
-    detector.predict(np.zeros((config.imgsz, config.imgsz), np.uint8))
-    detector.model.predictor.model.backend.session = ort_session(path)
-    return detector
 
 
 def _load(ul: Any, weights: Path, source: Path) -> Any:
@@ -211,6 +197,8 @@ def _load(ul: Any, weights: Path, source: Path) -> Any:
     A checkpoint is first unpickled safely (`read_ultralytics_checkpoint`), so that one holding
     anything but an ultralytics model is refused before ultralytics' own load touches it.
     """
+    from xami.models.safe_load import read_ultralytics_checkpoint
+
     if weights.suffix.lower() != ".onnx":
         try:
             read_ultralytics_checkpoint(weights)
