@@ -8,6 +8,8 @@ import pytest
 
 from xami.io.atomic import atomic_path, write_text_atomic
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def test_write_creates_parents_and_content(tmp_path):
     target = tmp_path / "a" / "b.txt"

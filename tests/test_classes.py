@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from xami.classes import BY_COCO_ID, BY_NAME, BY_YOLO_INDEX, CLASSES, coco_categories, yolo_names
+
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
 
 
 def test_table_is_the_released_one():

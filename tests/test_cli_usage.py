@@ -11,6 +11,8 @@ from xami.errors import FitsError, InputError, UsageError, clean_message
 from xami.pipeline import PipelineSpec
 from xami.predict import PredictConfig
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 @pytest.mark.parametrize(("argv", "match"), [
     (["predict", "x.png", "--out", "{out}", "--formats", "foo"], "formats must be among"),

@@ -10,6 +10,8 @@ from xami.config import read_config_section
 from xami.errors import InputError
 from xami.train.detector import DetectorTrainConfig
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 

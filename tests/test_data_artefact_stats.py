@@ -21,6 +21,8 @@ from xami.data.artefact_stats import (
 )
 from xami.sim import simulate_dataset
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 SIZE = 32
 SIGMA = MAD_TO_SIGMA * 2.0
 """Robust sigma of the background: values 98/100/102 in diagonal stripes, median 100, MAD 2."""

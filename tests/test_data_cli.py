@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from _data_factory import tiny_dataset
 from xami.cli import main
 from xami.data.loading import write_dataset
+
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
 
 
 def make_data(tmp_path: Path, rng: np.random.Generator) -> Path:

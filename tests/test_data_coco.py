@@ -20,6 +20,8 @@ from xami.data.records import Annotation, ImageRecord
 from xami.errors import DatasetError
 from xami.structures import encode_rle
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 ROBOFLOW_NAME = "S0606430401_U_png.rf.3f2a9c1b7d5e.jpg"
 
 

@@ -14,6 +14,8 @@ from xami.data.loading import load_dataset, write_dataset
 from xami.data.records import Dataset
 from xami.errors import DatasetError
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def counts(dataset: Dataset) -> dict[str, int]:
     """Images per split."""

@@ -17,6 +17,8 @@ from xami.data.files import join_inside
 from xami.data.loading import write_dataset
 from xami.errors import DatasetError
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def _coco_with_file_name(root: Path, rng: np.random.Generator, file_name: str) -> Path:
     """A COCO dataset in ``root`` whose first valid image is named ``file_name``, an image

@@ -10,6 +10,8 @@ from xami.classes import CLASSES
 from xami.data.records import Dataset, ImageRecord
 from xami.data.splits import kfold_assignments, split_dataset
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def class_fractions(records: list[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
     """Per class: fraction of the instances, fraction of the images containing it."""

@@ -13,6 +13,8 @@ from _data_factory import tiny_records
 from xami.data.records import Annotation, Dataset, ImageRecord
 from xami.data.stats import DatasetStats, compute_stats
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 @pytest.fixture
 def stats() -> DatasetStats:

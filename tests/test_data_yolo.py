@@ -17,6 +17,8 @@ from xami.data.records import Annotation, Dataset, ImageRecord
 from xami.data.yolo import read_yolo, write_yolo
 from xami.errors import DatasetError
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def random_polygon_dataset(root: Path, rng: np.random.Generator) -> Dataset:
     """Two images with random non-grid polygons of every class (stress the %.10g precision)."""

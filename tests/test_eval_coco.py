@@ -17,6 +17,8 @@ from xami.data.polygons import mask_to_polygons
 from xami.eval import coco_ap
 from xami.structures import Instances
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def _gt(tmp_path, masks_per_image):
     images, anns = [], []

@@ -25,6 +25,8 @@ from xami.sim import simulate_image
 from xami.sim.dataset import annotations_of
 from xami.structures import Instances, decode_rle, encode_rle
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 SIZES = ("small", "medium", "large")
 
 

@@ -12,6 +12,8 @@ from xami.flags import NOT_COVERED, flag_sources
 from xami.products import MaskGrid, write_mask_fits
 from xami.structures import Instances
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 @pytest.fixture
 def masks(tmp_path):

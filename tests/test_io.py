@@ -22,6 +22,8 @@ from xami.io.fits import (
 )
 from xami.io.images import read_frame, write_frame
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def tan_wcs(size: int = 16) -> WCS:
     """A TAN WCS with a 30 degree rotation, reference pixel off the grid centre."""

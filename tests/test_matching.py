@@ -8,6 +8,8 @@ from pycocotools import mask as mask_utils
 
 from xami.train.matching import hungarian_match, mask_iou_matrix
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def _masks(*slices: tuple[slice, slice], size: int = 4) -> np.ndarray:
     """Boolean ``[K, size, size]`` masks, one per (rows, cols) slice pair."""

@@ -15,13 +15,8 @@ import torch
 from _data_factory import frame_512, random_boxes
 from xami.errors import CheckpointError, InputError
 from xami.models.detector import BUNDLED_DETECTOR, load_detector
-from xami.models.onnx import (
-    GRAPH_VERSION,
-    OnnxSegmentor,
-    cache_folder,
-    file_key,
-    onnx_segmentor,
-)
+from xami.models.onnx import cache_folder, file_key
+from xami.models.sam_onnx import GRAPH_VERSION, OnnxSegmentor, onnx_segmentor
 from xami.models.segmentor import Segmentor, SegmentorConfig, build_segmentor, load_segmentor
 from xami.sim import simulate_image
 

@@ -15,6 +15,8 @@ from xami.data.show import show_dataset
 from xami.errors import DatasetError
 from xami.report.overlay import render_overlay, write_png
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 SHAPE = (24, 32)
 
 

@@ -8,6 +8,8 @@ from scipy import ndimage
 
 from xami.data.polygons import mask_to_polygons, polygons_to_mask
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def _shapes(rng: np.random.Generator) -> list[np.ndarray]:
     yy, xx = np.mgrid[:48, :48]

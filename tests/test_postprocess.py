@@ -23,6 +23,8 @@ from xami.sim import simulate_image
 from xami.sim.config import ArtefactConfig
 from xami.structures import Instances, masks_to_boxes
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 SL, OT, ROS, SR = (BY_NAME[n].coco_id for n in ("star-loop", "other", "read-out-streak",
                                                   "smoke-ring"))
 

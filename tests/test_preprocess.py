@@ -28,6 +28,8 @@ from xami.preprocess import (
     zscale_limits,
 )
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 SIZE, OUT = 256, 64  # native and output sides (factor 4, as 2048 -> 512)
 STAR = (121.5, 81.5)  # FITS (row, col) of the star's centre, astropy 0-based pixels
 

@@ -24,6 +24,8 @@ from xami.priors.smoke_ring import apply_smoke_ring_prior
 from xami.priors.streaks import apply_streak_prior, visible_segments
 from xami.structures import Instances
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 CR, OT, ROS, SR, SL = (BY_NAME[n].coco_id for n in ("central-ring", "other", "read-out-streak",
                                                      "smoke-ring", "star-loop"))
 RING_BOX = [227.5, 230.0, 268.5, 262.0]  # 41 x 32 at the fixed position (248, 246)

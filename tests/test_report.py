@@ -23,6 +23,8 @@ from xami.report import figures, write_report
 from xami.report.overlay import render_overlay, write_png
 from xami.structures import Instances
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 SHAPE = (48, 64)
 TABLE3_ROWS = [f"{s} {BY_SHORT[s].name}" for s in TABLE3_ORDER]  # "CR central-ring", ...
 EVIL = '<b>evil</b> & "quotes"'

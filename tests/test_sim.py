@@ -28,6 +28,8 @@ from xami.sim.layout import Window, coverage_fraction, exposure_map
 from xami.sim.optics import coincidence_cap, coincidence_loss, psf_kernel, render_stars
 from xami.sim.render import render_scene
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 REAL_PER_IMAGE = {"central-ring": 668 / 1055, "other": 41 / 1055, "read-out-streak": 2799 / 1055,
                   "smoke-ring": 1669 / 1055, "star-loop": 1844 / 1055}
 PSF = PsfConfig()

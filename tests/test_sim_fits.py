@@ -15,6 +15,8 @@ from xami.preprocess import preprocess_image
 from xami.sim import simulate_dataset
 from xami.sim.dataset import simulate_index
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 HEADER_CARDS = ("TELESCOP", "INSTRUME", "FILTER", "EXPOSURE", "OBS_ID", "DATE-OBS", "RA_PNT",
                 "DEC_PNT", "PA_PNT", "BINAX1", "BINAX2", "OBJECT", "XAMISIMV", "XAMISEED")
 

@@ -12,6 +12,8 @@ from xami.sim.image import simulate_image, smooth_covered
 from xami.sim.layout import coverage_fraction, draw_windows, field_of_view
 from xami.sim.optics import render_galaxies, spike_points
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 ART = ArtefactConfig()
 
 

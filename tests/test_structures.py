@@ -8,6 +8,8 @@ from pycocotools import mask as mask_utils
 
 from xami.structures import Instances, masks_to_boxes, xywh_to_xyxy, xyxy_to_xywh
 
+pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
+
 
 def test_box_conversions_round_trip():
     xyxy = np.array([[1.0, 2.0, 4.0, 7.0]])

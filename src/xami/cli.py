@@ -1,6 +1,7 @@
 """The ``xami`` command line: argparse subcommands, each a few lines over one library call.
 
-Exit codes: 0 success, 1 when some inputs failed (the rest done), 2 for usage errors.
+Exit codes: 0 success, 1 when some inputs failed (the rest done), 2 for usage errors and for a
+feature whose optional extra is not installed (``xami[train]``, ``xami[dask]``).
 Heavy imports happen inside the command functions so that ``xami --help`` stays fast.
 """
 
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from xami import __version__
-from xami.errors import UsageError, XamiError
+from xami.errors import MissingExtraError, UsageError, XamiError
+from xami.extras import missing_extra
 
 if TYPE_CHECKING:
     from xami.priors import PriorConfig
@@ -344,9 +346,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.threads < 1:
             print("xami predict: error: --threads must be >= 1", file=sys.stderr)
             return EXIT_USAGE
-        import torch
+        from xami.threads import set_threads
 
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     if args.workers is not None and args.dask != LOCAL_CLUSTER:
         print("xami predict: error: --workers sizes a local cluster: use it with --dask and no "
               "ADDRESS", file=sys.stderr)
@@ -463,8 +465,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as err:
+    except (UsageError, MissingExtraError) as err:
         print(f"xami {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as err:  # a command module that imports an extra's package
+        missing = missing_extra(err, "this command")
+        if missing is None:
+            raise
+        print(f"xami {args.command}: error: {missing}", file=sys.stderr)
         return EXIT_USAGE
     except XamiError as err:
         print(f"xami {args.command}: error: {err}", file=sys.stderr)

@@ -85,6 +85,31 @@ class CheckpointError(InputError):
     """A model checkpoint cannot be loaded."""
 
 
+class MissingExtraError(XamiError, ImportError):
+    """A feature needs a package of an optional extra that is not installed; the CLI exits 2.
+
+    Parameters
+    ----------
+    feature : str
+        What was asked for (``"the torch backend"``).
+    package : str
+        The missing package (``"torch"``).
+    extra : str
+        The extra that installs it (``"train"``).
+
+    Examples
+    --------
+    >>> print(MissingExtraError("training", "torch", "train"))
+    training needs torch, which is not installed: pip install "xami[train]"
+    """
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(f'{feature} needs {package}, which is not installed: '
+                         f'pip install "xami[{extra}]"')
+
+
 class NoDetectionsWarning(UserWarning):
     """No artefact was found in an image; the result is empty."""
 

@@ -17,7 +17,6 @@ from xami.errors import NoDetectionsWarning, UsageError
 from xami.io.fits import is_fits_name, read_om_image
 from xami.io.images import read_frame
 from xami.models.detector import Detector, load_detector
-from xami.models.segmentor import load_segmentor
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
 from xami.preprocess import frame_rebin_factor, preprocess_om_image
 from xami.priors import PriorConfig, apply_priors
@@ -217,9 +216,12 @@ class PipelineSpec:
         xami.errors.CheckpointError
             A model file is missing or cannot be loaded.
         """
-        segmentor = (None if self.segmentor is None else
-                     load_segmentor(self.segmentor, sam_size=self.sam_size, backend=self.backend,
-                                    quantize=self.quantize))
+        segmentor = None
+        if self.segmentor is not None:
+            from xami.models.segmentor import load_segmentor  # torch, xami[train]
+
+            segmentor = load_segmentor(self.segmentor, sam_size=self.sam_size,
+                                       backend=self.backend, quantize=self.quantize)
         detector = load_detector(self.detector, backend=self.backend)
         return Pipeline(detector, segmentor, conf=self.conf,
                         faint_rule=self.faint_rule, streak_fit=self.streak_fit,

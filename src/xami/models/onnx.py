@@ -1,140 +1,38 @@
-"""ONNX Runtime backend: MobileSAM exported to ONNX, cached beside its weights, run on the CPU.
+"""ONNX files: ONNX Runtime sessions, the cache of exported files and the bundled detector's export.
 
-Two graphs per model and ``sam_size`` (opset 17, torch's TorchScript-based exporter):
-
-- the image encoder, ``images [1, 3, S, S] -> embeddings [1, 256, S/16, S/16]`` (its shapes are
-  fixed by ``S``; batches run image by image);
-- the prompt encoder + mask decoder, ``embeddings, boxes [N, 4] -> masks [N, 4, S/4, S/4],
-  iou_pred [N, 4]`` for any number of boxes N: SAM's four outputs (single mask, then the three
-  multimask ones), so that `Segmentor`'s own code picks the mask as the torch backend does.
-
-Both agree with the torch backend to ~1e-5 in the embeddings and ~1e-6 in the logits. Optionally
-the encoder is quantised to INT8 (ONNX Runtime's dynamic quantisation of its MatMul/Gemm
-weights; convolutions stay fp32). Measured with random weights on a 2-core AVX2 CPU (no VNNI),
-20 boxes on a 512 px frame: embeddings off by 2.6% (1024) / 3.3% (512) relative RMS, mask logits
-by at most 0.007 / 0.009 (median 0.0006 / 0.0008), 99.2% / 98.9% of mask pixels unchanged,
-masks' IoU with the fp32 ones >= 0.96; the encoder only 5-10% faster than fp32 ONNX Runtime.
-
-Cached files are named ``<checkpoint name>.<SHA-256 prefix>.sam<S>.g<G>.<part>.onnx`` (``G``:
-`GRAPH_VERSION`) and written atomically beside the checkpoint, or under ``$XAMI_CACHE_DIR/onnx``
-(default ``~/.cache/xami/onnx``) when that folder is read-only. A changed checkpoint, ``sam_size``
-or graph gives new names, so stale files are never used. A cached file that ONNX Runtime cannot
-load (it was not written by xami: writes are atomic) raises `xami.errors.CheckpointError` naming
-it; delete it to export it again.
+Files derived from a checkpoint (exports of the detector and the segmentor) are keyed by the
+checkpoint's SHA-256 (`file_key`) and live beside it, or under ``$XAMI_CACHE_DIR/onnx`` (default
+``~/.cache/xami/onnx``) when that folder is read-only (`cache_folder`). Nothing here imports
+PyTorch at module level: predicting with ONNX Runtime needs only ``pip install xami``; exporting
+needs ``xami[train]``. The segmentor's export is `xami.models.sam_onnx`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
 import os
+import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
-import torch
-from torch import nn
 
-from xami.errors import CheckpointError, InputError
+from xami.cache import cache_dir
+from xami.errors import CheckpointError
+from xami.extras import import_extra
 from xami.io.atomic import atomic_path, file_sha256
-from xami.models.sam import (
-    SAM_PATCH_SIZE,
-    decode_boxes,
-    is_layer_norm_2d,
-    layer_norm_2d,
-    load_sam_state,
-)
-from xami.models.segmentor import QUANTIZATIONS, Segmentor, SegmentorConfig, build_segmentor
-from xami.models.ultralytics_setup import cache_dir
+from xami.threads import thread_count
 
 ONNX_OPSET = 17
-GRAPH_VERSION = 2
-"""Raised whenever the exported graphs change, so that no cache holds an older graph."""
-PARTS = ("encoder", "decoder")
-
-
-class OnnxSegmentor(Segmentor):
-    """A `Segmentor` whose encoder and decoder run in ONNX Runtime (CPU), for inference only.
-
-    Same methods and outputs as the torch `Segmentor` (tensors on the CPU, never with
-    gradients); it holds no torch model (no ``model`` attribute) and cannot be saved as a
-    checkpoint: save the torch segmentor it was exported from.
-
-    Parameters
-    ----------
-    encoder : onnxruntime.InferenceSession
-        The image encoder, ``images [1, 3, S, S] -> embeddings``.
-    decoder : onnxruntime.InferenceSession
-        Prompt encoder + mask decoder, ``embeddings, boxes [N, 4] -> masks [N, 4, S/4, S/4],
-        iou_pred [N, 4]``.
-    config : SegmentorConfig
-        The settings the files were exported for (``sam_size``) and are run with.
-    quantize : str, optional
-        ``"int8"`` when the encoder is the quantised one.
-
-    Examples
-    --------
-    >>> segmentor = load_segmentor("mobile_sam.pt", backend="onnx")  # doctest: +SKIP
-    >>> segmentor.predict(frame, boxes).masks.shape  # doctest: +SKIP
-    (3, 512, 512)
-    """
-
-    def __init__(self, encoder: ort.InferenceSession, decoder: ort.InferenceSession,
-                 config: SegmentorConfig, *, quantize: str | None = None) -> None:
-        self.encoder = encoder
-        self.decoder = decoder
-        self.config = config
-        self.quantize = quantize
-
-    def checkpoint(self) -> dict[str, Any]:
-        """Not available: the weights live in the ONNX files."""
-        raise InputError(None, "an ONNX segmentor has no torch weights to save; save the torch "
-                               "segmentor it was exported from")
-
-    def _encode(self, prepared: torch.Tensor) -> torch.Tensor:
-        """The ONNX encoder, image by image (its input shape is fixed)."""
-        images = prepared.detach().cpu().numpy()
-        return torch.cat([torch.from_numpy(self.encoder.run(None, {"images": x[None]})[0])
-                          for x in images])
-
-    def _decode_masks(self, embeddings: torch.Tensor,
-                      boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ONNX decoder's four masks and IoUs per box."""
-        masks, iou_pred = self.decoder.run(None, {
-            "embeddings": embeddings.detach().cpu().numpy(),
-            "boxes": boxes.detach().cpu().numpy()})
-        return torch.from_numpy(masks), torch.from_numpy(iou_pred)
-
-
-class _BoxDecoder(nn.Module):
-    """Prompt encoder + mask decoder on box prompts, returning all four masks (the export)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, embeddings: torch.Tensor,
-                boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[1, 256, e, e]`` and ``[N, 4]`` prompt boxes -> ``[N, 4, 4e, 4e]``, ``[N, 4]``."""
-        return decode_boxes(self.model, embeddings, boxes)
-
-
-def _traceable(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` that the TorchScript exporter can trace.
-
-    ultralytics' ``LayerNorm2d`` passes ``x.shape[1:2]`` to ``layer_norm``, which the tracer
-    records as a tensor and the exporter rejects ("not constant"); the copy's layer norms use
-    the channel count of their weights instead (the same operation).
-    """
-    module = copy.deepcopy(module)
-    for layer in module.modules():
-        if is_layer_norm_2d(layer):
-            layer.forward = functools.partial(layer_norm_2d, layer)
-    return module
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_ONNX = WEIGHTS_DIR / "detector.onnx"
+"""The bundled detector's ONNX export (`write_bundled_onnx`), shipped in the package."""
+SOURCE_SHA256_KEY = "xami_source_sha256"
+"""Metadata key of an export: the SHA-256 of the checkpoint it was made from."""
 
 
 @contextlib.contextmanager
@@ -144,6 +42,8 @@ def quiet_onnx_export() -> Iterator[None]:
     Used around ``torch.onnx.export`` and ultralytics' ``export(format="onnx")``; the tests turn
     every other warning into an error.
     """
+    import torch
+
     with warnings.catch_warnings():
         # torch >= 2.9 deprecates this exporter for the dynamo one, which needs onnxscript; it
         # still works in torch 2.14 and is what ultralytics' own exporter calls
@@ -160,56 +60,8 @@ def quiet_onnx_export() -> Iterator[None]:
         yield
 
 
-def export_sam(model: nn.Module, sam_size: int, encoder_path: str | os.PathLike[str],
-               decoder_path: str | os.PathLike[str]) -> None:
-    """Export a SAM model's encoder and box decoder to two ONNX files (atomically).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A model from `xami.models.sam.build_sam` built for ``sam_size``, in eval mode.
-    sam_size : int
-        Its input side.
-    encoder_path, decoder_path : str or os.PathLike
-        Where to write the image encoder and the prompt encoder + mask decoder.
-    """
-    side = sam_size // SAM_PATCH_SIZE
-    boxes = torch.tensor([[0.0, 0.0, sam_size / 2, sam_size / 2], [8.0, 8.0, sam_size, sam_size]])
-    with quiet_onnx_export(), torch.no_grad():
-        with atomic_path(encoder_path) as tmp:
-            torch.onnx.export(_traceable(model.image_encoder),
-                              (torch.zeros(1, 3, sam_size, sam_size),), tmp, dynamo=False,
-                              opset_version=ONNX_OPSET, input_names=["images"],
-                              output_names=["embeddings"])
-        with atomic_path(decoder_path) as tmp:
-            # a copy in eval mode: the exporter restores the wrapper's mode afterwards, which
-            # would otherwise switch the caller's model to training
-            torch.onnx.export(_BoxDecoder(copy.deepcopy(model)).eval(),
-                              (torch.zeros(1, 256, side, side), boxes), tmp, dynamo=False,
-                              opset_version=ONNX_OPSET, input_names=["embeddings", "boxes"],
-                              output_names=["masks", "iou_pred"],
-                              dynamic_axes={name: {0: "boxes"}
-                                            for name in ("boxes", "masks", "iou_pred")})
-
-
-def quantize_int8(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """Write a dynamically INT8-quantised copy of an ONNX model (atomically).
-
-    The weights of MatMul/Gemm nodes become uint8 and their inputs are quantised at run time.
-    uint8 weights (not int8): ONNX Runtime's uint8 x int8 kernels saturate on AVX2 CPUs
-    without VNNI, which made TinyViT's embeddings unusable (relative RMS error 0.9 against 0.03
-    with uint8, measured on this project's machine). Convolutions stay fp32 (the exporter
-    leaves their folded weights as computed constants, which the quantiser does not take).
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with atomic_path(target) as tmp:
-        quantize_dynamic(Path(source), tmp, op_types_to_quantize=["MatMul", "Gemm"],
-                         weight_type=QuantType.QUInt8, extra_options={"MatMulConstBOnly": True})
-
-
 def ort_session(path: str | os.PathLike[str]) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session on torch's thread count.
+    """An ONNX Runtime CPU session on `xami.threads.thread_count` threads that do not spin.
 
     Parameters
     ----------
@@ -226,7 +78,7 @@ def ort_session(path: str | os.PathLike[str]) -> ort.InferenceSession:
         ONNX Runtime cannot load the file (named, with a way out).
     """
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = thread_count()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
@@ -262,99 +114,6 @@ def _unloadable(path: str | os.PathLike[str], err: Exception) -> CheckpointError
                                  "export it again")
 
 
-def onnx_segmentor(segmentor: Segmentor, folder: str | os.PathLike[str], *,
-                   quantize: str | None = None) -> OnnxSegmentor:
-    """Export a torch segmentor to ``folder`` and return its ONNX Runtime twin.
-
-    Parameters
-    ----------
-    segmentor : Segmentor
-        A torch segmentor (e.g. from `xami.models.segmentor.build_segmentor`), in eval mode.
-    folder : str or os.PathLike
-        Where to write ``sam<S>.encoder.onnx``, ``sam<S>.decoder.onnx`` (and
-        ``sam<S>.encoder.int8.onnx``); existing files are replaced.
-    quantize : str, optional
-        ``"int8"`` to run a dynamically quantised encoder.
-
-    Returns
-    -------
-    OnnxSegmentor
-        With ``segmentor``'s config.
-
-    Examples
-    --------
-    >>> segmentor = build_segmentor(SegmentorConfig(sam_size=512))  # doctest: +SKIP
-    >>> fast = onnx_segmentor(segmentor, "onnx")  # doctest: +SKIP
-    """
-    _check_quantize(quantize)
-    paths = _paths(Path(folder), f"sam{segmentor.config.sam_size}.g{GRAPH_VERSION}", quantize)
-    export_sam(segmentor.model, segmentor.config.sam_size, paths["encoder"], paths["decoder"])
-    if quantize is not None:
-        quantize_int8(paths["encoder"], paths[quantize])
-    return _from_files(paths, segmentor.config, quantize)
-
-
-def cached_onnx_segmentor(checkpoint: str | os.PathLike[str], config: SegmentorConfig,
-                          state_dict: Mapping[str, torch.Tensor], *,
-                          quantize: str | None = None) -> OnnxSegmentor:
-    """The ONNX segmentor of a checkpoint, exported on first use and cached (module docstring).
-
-    Parameters
-    ----------
-    checkpoint : str or os.PathLike
-        The SAM checkpoint file (it names and keys the cached files).
-    config : SegmentorConfig
-        The checkpoint's config at the requested ``sam_size``.
-    state_dict : mapping of str to torch.Tensor
-        The checkpoint's tensors, loaded into a torch model only when the encoder or decoder
-        has to be exported.
-    quantize : str, optional
-        ``"int8"`` to run a dynamically quantised encoder (quantised from the cached fp32 one).
-
-    Returns
-    -------
-    OnnxSegmentor
-
-    Raises
-    ------
-    xami.errors.CheckpointError
-        The state dict does not match the model (at export), or a cached file cannot be loaded.
-    """
-    _check_quantize(quantize)
-    checkpoint = Path(checkpoint)
-    prefix = f"{checkpoint.name}.{file_key(checkpoint)}.sam{config.sam_size}.g{GRAPH_VERSION}"
-    names = [path.name for path in _paths(Path(), prefix, quantize).values()]
-    paths = _paths(cache_folder(checkpoint, names), prefix, quantize)
-    if not (paths["encoder"].is_file() and paths["decoder"].is_file()):
-        model = load_sam_state(build_segmentor(config).model, state_dict, checkpoint)
-        export_sam(model, config.sam_size, paths["encoder"], paths["decoder"])
-    if quantize is not None and not paths[quantize].is_file():
-        quantize_int8(paths["encoder"], paths[quantize])
-    return _from_files(paths, config, quantize)
-
-
-def _check_quantize(quantize: str | None) -> None:
-    """Validate the quantisation option."""
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise InputError(None, f"quantize must be None or one of {QUANTIZATIONS}, "
-                               f"got {quantize!r}")
-
-
-def _paths(folder: Path, prefix: str, quantize: str | None) -> dict[str, Path]:
-    """The files of one export: encoder, decoder, and the quantised encoder if asked for."""
-    paths = {part: folder / f"{prefix}.{part}.onnx" for part in PARTS}
-    if quantize is not None:
-        paths[quantize] = folder / f"{prefix}.encoder.{quantize}.onnx"
-    return paths
-
-
-def _from_files(paths: dict[str, Path], config: SegmentorConfig,
-                quantize: str | None) -> OnnxSegmentor:
-    """Open the sessions of an export."""
-    encoder = ort_session(paths[quantize or "encoder"])
-    return OnnxSegmentor(encoder, ort_session(paths["decoder"]), config, quantize=quantize)
-
-
 def file_key(path: str | os.PathLike[str]) -> str:
     """The first 16 hex digits of a file's SHA-256: the cache key of what is derived from it."""
     return file_sha256(path)[:16]
@@ -379,3 +138,184 @@ def _writable(folder: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def export_ultralytics(checkpoint: str | os.PathLike[str], target: str | os.PathLike[str], *,
+                       imgsz: int = 512) -> None:
+    """Export an ultralytics checkpoint to ONNX with ultralytics' own exporter (atomically).
+
+    Opset `ONNX_OPSET`, dynamic input size (so letterboxing and results are the torch model's),
+    no simplification; the export runs on a copy in a scratch folder beside ``target``
+    (ultralytics writes beside the weights). Needs ``xami[train]``.
+
+    Parameters
+    ----------
+    checkpoint : str or os.PathLike
+        An ultralytics ``.pt`` checkpoint, unpickled safely first
+        (`xami.models.safe_load.read_ultralytics_checkpoint`).
+    target : str or os.PathLike
+        The ONNX file to write.
+    imgsz : int
+        Export size in pixels (paper: 512).
+
+    Raises
+    ------
+    xami.errors.CheckpointError
+        The checkpoint cannot be loaded.
+    xami.errors.MissingExtraError
+        PyTorch or ultralytics is not installed.
+    """
+    from xami.models.safe_load import read_ultralytics_checkpoint
+    from xami.models.ultralytics_setup import ultralytics_offline
+
+    checkpoint, target = Path(checkpoint), Path(target)
+    ul = ultralytics_offline()
+    read_ultralytics_checkpoint(checkpoint)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        weights = Path(scratch) / checkpoint.name
+        shutil.copyfile(checkpoint, weights)
+        with quiet_onnx_export():
+            exported = ul.YOLO(str(weights)).export(
+                format="onnx", imgsz=imgsz, dynamic=True, simplify=False, opset=ONNX_OPSET,
+                device="cpu", verbose=False)
+        with atomic_path(target) as tmp:
+            shutil.move(exported, tmp)
+
+
+def fused_conv_factors(checkpoint: str | os.PathLike[str]) -> dict[str, tuple[np.ndarray,
+                                                                              np.ndarray]]:
+    """The fp16 convolution weights and fp32 batch-norm scales of a checkpoint, by export name.
+
+    ultralytics' exporter folds each batch norm into its convolution (torch's
+    ``fuse_conv_bn_weights``): the exported weight is ``w * scale`` with ``scale = gamma *
+    rsqrt(var + eps)`` per output channel, in fp32, which fp16 cannot hold. Stored as the
+    checkpoint's fp16 ``w`` times ``scale``, it is the same fp32 weight (`store_fp16` checks
+    every one bit by bit). Needs ``xami[train]``.
+
+    Parameters
+    ----------
+    checkpoint : str or os.PathLike
+        An ultralytics checkpoint.
+
+    Returns
+    -------
+    dict
+        ``"model.0.conv.weight"`` (the name in the export) -> (fp16 ``[O, I, k, k]`` weight,
+        fp32 ``[O]`` scale).
+    """
+    from xami.models.safe_load import read_ultralytics_checkpoint
+
+    torch = import_extra("torch", "the ONNX export")
+    ckpt = read_ultralytics_checkpoint(checkpoint)
+    model = (ckpt.get("ema") or ckpt["model"]).float()
+    factors = {}
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                # as torch.nn.utils.fusion.fuse_conv_bn_weights, which ultralytics calls
+                scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+                factors[f"{name}.conv.weight"] = (conv.weight.half().numpy(), scale.numpy())
+    return factors
+
+
+def store_fp16(model: Any, factors: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+               ) -> int:
+    """Store fp32 initializers as fp16 wherever that gives back the same fp32 values.
+
+    An initializer ``W`` exactly representable in fp16 becomes ``W.fp16`` and a ``Cast`` to
+    float32 named ``W``; one of ``factors`` (`fused_conv_factors`) whose fp16 weight times its
+    scale is ``W`` bit for bit becomes ``W.fp16`` and ``W.scale`` with a ``Cast`` and a ``Mul``.
+    Anything else stays as it is. The graph computes with the very same fp32 weights (ONNX
+    Runtime folds these nodes when it loads the file), and the file holds about half the bytes.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        Changed in place.
+    factors : dict, optional
+        Fused convolution weights by name, as `fused_conv_factors` returns.
+
+    Returns
+    -------
+    int
+        How many initializers are stored as fp16.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    factors = factors or {}
+    graph = model.graph
+    inputs = {i.name for i in graph.input}
+    nodes, kept = [], []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or init.name in inputs:
+            kept.append(init)
+            continue
+        name, values = init.name, numpy_helper.to_array(init)
+        half, scale = factors.get(name, (values.astype(np.float16), None))
+        cast = half.astype(np.float32)
+        if scale is not None:
+            cast = cast * scale.reshape(-1, *[1] * (half.ndim - 1))
+        if cast.shape != values.shape or not np.array_equal(cast.view(np.uint32),
+                                                             values.view(np.uint32)):
+            kept.append(init)
+            continue
+        kept.append(numpy_helper.from_array(half, f"{name}.fp16"))
+        cast_out = name if scale is None else f"{name}.fp32"
+        nodes.append(helper.make_node("Cast", [f"{name}.fp16"], [cast_out], name=f"{name}.cast",
+                                      to=TensorProto.FLOAT))
+        if scale is not None:
+            kept.append(numpy_helper.from_array(scale.reshape(-1, *[1] * (half.ndim - 1)),
+                                                f"{name}.scale"))
+            nodes.append(helper.make_node("Mul", [cast_out, f"{name}.scale"], [name],
+                                          name=f"{name}.mul"))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes.extend(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return sum(init.data_type == TensorProto.FLOAT16 for init in kept)
+
+
+def write_bundled_onnx(checkpoint: str | os.PathLike[str] | None = None,
+                       target: str | os.PathLike[str] | None = None) -> Path:
+    """Make the detector's shipped ONNX file: `export_ultralytics`, then `store_fp16`.
+
+    The file records the checkpoint's SHA-256 under `SOURCE_SHA256_KEY` in its metadata, next
+    to ultralytics' own (class names, stride, size). Its outputs are bitwise those of the plain
+    fp32 export (tested); it is half the size. ``make weights-onnx`` runs it. Needs
+    ``xami[train]``.
+
+    Parameters
+    ----------
+    checkpoint : str or os.PathLike, optional
+        Default: the bundled ``weights/detector.pt``.
+    target : str or os.PathLike, optional
+        Default: `BUNDLED_ONNX`.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Examples
+    --------
+    >>> write_bundled_onnx()  # doctest: +SKIP
+    PosixPath('.../xami/weights/detector.onnx')
+    """
+    onnx = import_extra("onnx", "the ONNX export")
+    checkpoint = Path(checkpoint or WEIGHTS_DIR / "detector.pt")
+    target = Path(target or BUNDLED_ONNX)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        plain = Path(scratch) / "fp32.onnx"
+        export_ultralytics(checkpoint, plain)
+        model = onnx.load(str(plain))
+    store_fp16(model, fused_conv_factors(checkpoint))
+    onnx.helper.set_model_props(model, {
+        **{p.key: p.value for p in model.metadata_props},
+        SOURCE_SHA256_KEY: file_sha256(checkpoint)})
+    onnx.checker.check_model(model)
+    with atomic_path(target) as tmp:
+        onnx.save(model, str(tmp))
+    return target

@@ -22,9 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from xami.errors import CheckpointError
+from xami.extras import import_extra
 from xami.models.ultralytics_setup import ultralytics_offline
 
 _NN = "torch.nn.modules"
@@ -103,6 +102,8 @@ def _register() -> None:
     Registered for the process rather than in a ``safe_globals`` block: leaving such a block
     removes the entries while another thread (a Dask worker) may be mid-load.
     """
+    import torch
+
     global _registered
     with _lock:
         if not _registered:
@@ -118,6 +119,8 @@ def _register() -> None:
 
 def _outside_globals(data: bytes) -> list[str]:
     """Globals the file names that torch does not allow by default and xami does not allow."""
+    import torch
+
     scan: Callable[[Any], list[str]] | None = getattr(
         torch.serialization, "get_unsafe_globals_in_checkpoint", None)
     if scan is None:  # torch < 2.6: the weights_only load below still refuses them
@@ -158,6 +161,8 @@ def read_ultralytics_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     xami.errors.CheckpointError
         The file cannot be read, names any other global (a class or a function such as
         ``os.system``: refused before any object is built), or holds no ultralytics model.
+    xami.errors.MissingExtraError
+        PyTorch is not installed (``xami[train]``).
 
     Examples
     --------
@@ -165,6 +170,7 @@ def read_ultralytics_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     >>> type(ckpt["model"]).__name__  # doctest: +SKIP
     'SegmentationModel'
     """
+    torch = import_extra("torch", "reading an ultralytics checkpoint (.pt)")
     try:
         data = Path(path).read_bytes()
     except OSError as err:

@@ -400,13 +400,13 @@ def load_segmentor(checkpoint: str | os.PathLike[str] | None, *, sam_size: int =
         any multiple of 64. This argument wins over a ``sam_size`` saved in the checkpoint.
     backend : str
         ``"torch"`` (trainable) or ``"onnx"``: an inference-only
-        `xami.models.onnx.OnnxSegmentor` running the encoder and the decoder in ONNX Runtime
+        `xami.models.sam_onnx.OnnxSegmentor` running the encoder and the decoder in ONNX Runtime
         (same outputs; the encoder ~2x faster on a CPU). The ONNX files are exported on first
         use and cached beside the checkpoint, named after its SHA-256 and ``sam_size``
-        (`xami.models.onnx.cached_onnx_segmentor`).
+        (`xami.models.sam_onnx.cached_onnx_segmentor`).
     quantize : str, optional
         ``"int8"``: dynamic INT8 quantisation of the ONNX encoder (``backend="onnx"`` only):
-        5-10% faster on an AVX2 CPU, embeddings off by ~3% RMS (see `xami.models.onnx`).
+        5-10% faster on an AVX2 CPU, embeddings off by ~3% RMS (see `xami.models.sam_onnx`).
 
     Returns
     -------
@@ -438,7 +438,7 @@ def load_segmentor(checkpoint: str | os.PathLike[str] | None, *, sam_size: int =
     state_dict, saved = read_checkpoint(checkpoint)
     config = _saved_config(saved, checkpoint, sam_size)
     if backend == "onnx":
-        from xami.models.onnx import cached_onnx_segmentor
+        from xami.models.sam_onnx import cached_onnx_segmentor
 
         segmentor = cached_onnx_segmentor(checkpoint, config, state_dict, quantize=quantize)
     else:

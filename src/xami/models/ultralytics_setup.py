@@ -15,14 +15,8 @@ import shutil
 from pathlib import Path
 from types import ModuleType
 
-import torch
-
-CACHE_DIR_ENV = "XAMI_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    """xami's cache folder: ``$XAMI_CACHE_DIR`` or ``~/.cache/xami``."""
-    return Path(os.environ.get(CACHE_DIR_ENV, Path.home() / ".cache" / "xami")).expanduser()
+from xami.cache import cache_dir
+from xami.extras import import_extra
 
 
 def _install_font(config_dir: Path) -> None:
@@ -55,6 +49,11 @@ def ultralytics_offline(threads: int | None = None) -> ModuleType:
     -------
     module
         The imported ``ultralytics`` package.
+
+    Raises
+    ------
+    xami.errors.MissingExtraError
+        PyTorch or ultralytics is not installed (``xami[train]``).
     """
     os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -62,7 +61,8 @@ def ultralytics_offline(threads: int | None = None) -> ModuleType:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
     _install_font(Path(os.environ["YOLO_CONFIG_DIR"]))
 
-    import ultralytics
+    torch = import_extra("torch", "the ultralytics detector")
+    ultralytics = import_extra("ultralytics", "the ultralytics detector")
     import ultralytics.nn.tasks as tasks
     import ultralytics.utils.patches as patches
     import ultralytics.utils.torch_utils as torch_utils

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xami.errors import UsageError
+from xami.extras import import_extra
 from xami.predict.records import _failed, _write_record
 
 if TYPE_CHECKING:
@@ -57,8 +58,9 @@ def dask_client(address: str | None = None, *, workers: int | None = None,
     >>> with dask_client(workers=2) as client:  # doctest: +SKIP
     ...     summary = run_predict(["obs/"], "run", pipeline=PipelineSpec(), client=client)
     """
-    import dask
-    from distributed import Client, LocalCluster
+    dask = import_extra("dask", "xami predict --dask")
+    distributed = import_extra("distributed", "xami predict --dask")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster  # noqa: N806
 
     if workers is not None and (address is not None or workers < 1):
         raise UsageError(None, f"workers must be a positive integer, for a local cluster (no "
