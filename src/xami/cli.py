@@ -431,6 +431,39 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- weights
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="official MobileSAM and XAMI checkpoints: list, fetch")
+    wsub = p.add_subparsers(dest="weights_command", required=True)
+    wsub.add_parser("list", help="the known checkpoints").set_defaults(func=_cmd_weights_list)
+    f = wsub.add_parser("fetch", help="download a checkpoint once, checked by its SHA-256")
+    f.add_argument("name", help="a name from `xami weights list`, or any name with --url")
+    f.add_argument("--url", default=None, help="download from here instead")
+    f.add_argument("--sha256", default=None, help="expected SHA-256 (default: the known one)")
+    f.add_argument("--out", type=Path, default=None,
+                   help="folder (default: $XAMI_CACHE_DIR/weights, ~/.cache/xami/weights)")
+    f.set_defaults(func=_cmd_weights_fetch)
+
+
+def _cmd_weights_list(args: argparse.Namespace) -> int:
+    from xami.models.fetch import SOURCES
+
+    for source in SOURCES.values():
+        print(f"{source.name:22} {source.what}\n{'':22} {source.url}\n{'':22} SHA-256: "
+              f"{source.sha256 or 'not known'}")
+    return EXIT_OK
+
+
+def _cmd_weights_fetch(args: argparse.Namespace) -> int:
+    from xami.models.fetch import SOURCES, fetch_weights
+
+    path, digest = fetch_weights(args.name, url=args.url, sha256=args.sha256, folder=args.out)
+    known = args.sha256 or getattr(SOURCES.get(args.name), "sha256", None)
+    note = "checked" if known else "not checked: none known, --sha256 checks it"
+    print(f"xami weights: {path} (SHA-256 {digest}, {note})")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- demo
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="simulate fields, predict on them with the bundled model, "
@@ -455,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xami {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_simulate, _add_preprocess, _add_dataset, _add_train, _add_predict,
-                _add_flag_sources, _add_evaluate, _add_report, _add_demo):
+                _add_flag_sources, _add_evaluate, _add_report, _add_weights, _add_demo):
         add(sub)
     return parser
 

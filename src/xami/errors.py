@@ -81,6 +81,10 @@ class DatasetError(InputError):
     """A dataset file (COCO JSON, YOLO labels, data.yaml, zip) is missing or malformed."""
 
 
+class DownloadError(XamiError):
+    """A file cannot be downloaded (offline, not found) or is not the expected one."""
+
+
 class CheckpointError(InputError):
     """A model checkpoint cannot be loaded."""
 
