@@ -107,11 +107,13 @@ def test_smoke_rings_outward_of_a_parent_are_boosted_others_lowered(star_frame):
                     [429, 249, 443, 263], [411, 221, 461, 291]],
                    [SR, SR, SR, SL, SL], [0.5, 0.5, 0.5, 0.3, 0.3])
     out = apply_smoke_ring_prior(found, sources)
-    # outward ghost boosted; inward one lowered; the star itself dropped; a ring-sized star
-    # loop at the ghost's place relabelled; a real-sized star loop left alone
-    assert out.labels.tolist() == [SR, SR, SR, SL]
-    assert out.scores == pytest.approx([0.75, 0.25, 0.45, 0.3])
-    assert out.boxes[:, 0].tolist() == [429, 369, 429, 411]
+    # outward ghost boosted; inward one lowered; the ring on the star itself lowered (it has no
+    # parent) but kept; a ring-sized star loop at the ghost's place relabelled; a real-sized
+    # star loop left alone
+    assert out.labels.tolist() == [SR, SR, SR, SR, SL]
+    assert out.scores == pytest.approx([0.75, 0.25, 0.25, 0.45, 0.3])
+    cores = apply_smoke_ring_prior(found, sources, config=SmokeRingPrior(drop_cores=True))
+    assert cores.boxes[:, 0].tolist() == [429, 369, 429, 411]  # the star itself dropped
     plain = apply_smoke_ring_prior(found, sources, config=SmokeRingPrior(
         drop_cores=False, relabel_size=0, boost=1.0))
     assert plain.labels.tolist() == [SR, SR, SR, SL, SL]
@@ -139,6 +141,13 @@ def test_visible_segments_split_at_the_star_and_follow_coverage(streak_frame):
     # the halo fills most of the side columns (5-9 px off the star's column) within 12 rows
     assert visible_segments(streak_frame, (199, 201), parents) == [(20, 288), (313, 512)]
     assert visible_segments(streak_frame, (300, 302), []) == []  # no streak there
+
+
+def test_a_fainter_saturated_star_on_the_column_does_not_cut_the_streak(streak_frame):
+    _star(streak_frame, 200.5, 120.5, 2.0)  # lies on the streak; the streak's source is below
+    parents = find_bright_sources(streak_frame)
+    assert len(parents) == 2
+    assert visible_segments(streak_frame, (199, 201), parents) == [(20, 288), (313, 512)]
 
 
 def test_streaks_are_rescored_by_their_column_and_cut_to_segments(streak_frame):

@@ -51,7 +51,8 @@ class StreakPrior:
         away from the streak's columns.
     max_gap : int
         Invisible runs shorter than this between visible ones are filled, rows (a streak is
-        continuous along its column: such gaps are noise or a crossing source).
+        continuous along its column: such gaps are noise, a crossing source or a brighter patch
+        of sky).
     min_length : int
         Shortest segment kept, rows.
     """
@@ -64,7 +65,7 @@ class StreakPrior:
     nsigma: float = 3.0
     side_gap: int = 3
     side_width: int = 5
-    max_gap: int = 48
+    max_gap: int = 96
     min_length: int = 16
 
     def __post_init__(self) -> None:
@@ -92,9 +93,11 @@ def visible_segments(image: np.ndarray, columns: tuple[int, int],
 
     Per row, the excess is the mean of the streak's columns minus the median of the side columns;
     a block of ``config.block`` rows is visible when its median excess exceeds ``config.nsigma``
-    standard errors (from the rows' robust scatter). Runs of visible blocks are cut at each parent
-    over the rows where its halo (the side columns above the frame's sky) outshines the streak,
-    at least over its saturated core.
+    standard errors (from the rows' robust scatter). Runs of visible blocks are cut at the streak's
+    source, the brightest parent (largest saturated core: a streak's light is proportional to its
+    source's count rate, so fainter saturated stars on the column lie on the streak without
+    interrupting it), over the rows where its halo (the side columns above the frame's sky)
+    outshines the streak, at least over its saturated core.
 
     Parameters
     ----------
@@ -120,8 +123,8 @@ def visible_segments(image: np.ndarray, columns: tuple[int, int],
     amplitude = float(np.nanmedian(excess[visible]))
     visible = _fill_gaps(visible, config.max_gap)
     halo = _smooth(side - np.nanmedian(data), 5) > amplitude
-    for parent in parents:
-        r0, r1 = _halo_rows(halo, parent)
+    if parents:
+        r0, r1 = _halo_rows(halo, max(parents, key=lambda p: p.radius))
         visible[r0:r1] = False
     visible &= np.isfinite(excess)
     return [(r0, r1) for r0, r1 in _runs(visible) if r1 - r0 >= config.min_length]
