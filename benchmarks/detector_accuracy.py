@@ -3,7 +3,7 @@
 Usage::
 
     xami simulate --out eval200 --n 200 --seed 2 --valid-fraction 1.0
-    python benchmarks/detector_accuracy.py --data eval200 [--detector PATH] [--conf 0.2] [--out J]
+    python benchmarks/detector_accuracy.py --data eval200 [--detector PATH] [--conf C] [--out J]
     python benchmarks/detector_accuracy.py --data eval200 --segmentor SAM.pt --sam-size 512 --out J
 
 The default detector is the bundled one, run through `xami.Pipeline` (detector masks, streaks fitted
@@ -30,7 +30,7 @@ from xami.data.coco import COCO_FILE_NAME
 from xami.errors import NoDetectionsWarning
 from xami.eval import coco_ap
 from xami.io.images import read_frame
-from xami.models.detector import BUNDLED_DETECTOR, load_detector
+from xami.models.detector import DetectorConfig, load_detector
 from xami.models.segmentor import load_segmentor
 from xami.pipeline import Pipeline
 from xami.postprocess import StreakFitConfig
@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path, help="dataset folder (COCO layout)")
     parser.add_argument("--split", default="valid")
-    parser.add_argument("--detector", type=Path, default=BUNDLED_DETECTOR)
-    parser.add_argument("--conf", type=float, default=0.2,
-                        help="detector confidence threshold (default 0.2, the inference default)")
+    parser.add_argument("--detector", type=Path, default=None, help="default: the bundled one")
+    parser.add_argument("--conf", type=float, default=DetectorConfig.conf,
+                        help="detector confidence threshold (default: the inference default)")
     parser.add_argument("--no-streak-fit", action="store_true",
                         help="keep the detector's read-out-streak masks")
     parser.add_argument("--no-priors", action="store_true",

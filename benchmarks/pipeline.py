@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = tmp / "sam.pt"
         torch.manual_seed(0)
         torch.save(build_segmentor(SegmentorConfig(sam_size=1024)).checkpoint(), checkpoint)
-        detector = load_detector()
+        detector = load_detector(backend="torch")
         modes: dict[str, Callable[[], Mode]] = {
             "a_paper": lambda: PaperBaseline(BUNDLED_DETECTOR, _paper_sam(checkpoint)),
             "b_xami_1024": lambda: XamiMode(detector, load_segmentor(checkpoint), tmp / "b"),

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/real_frames.py [--label NAME] [--detector PATH] [--conf 0.2]
+    python benchmarks/real_frames.py [--label NAME] [--detector PATH] [--conf C]
                                      [--realdev DIR] [--json OUT] [--run DIR] [-- PREDICT FLAGS]
 
 Runs ``xami predict ../shared/realdev/images --gt ../shared/realdev/annotations.coco.json
@@ -35,7 +35,7 @@ REALDEV = SHARED / "realdev"
 EVAL_TOOL = SHARED / "tools" / "realdev_eval.py"
 RESULTS = Path(__file__).resolve().parent / "results" / "real_frames.json"
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED = REPO / "src" / "xami" / "weights" / "detector.pt"
+BUNDLED = REPO / "src" / "xami" / "weights" / "detector.onnx"  # the default backend's file
 
 
 def _load_tool(path: Path) -> ModuleType:
@@ -58,8 +58,9 @@ def _sha256(path: Path) -> str:
 def _predict_args(realdev: Path | str, run: Path | str, args: argparse.Namespace) -> list[str]:
     """The arguments of ``xami`` for this configuration."""
     cmd = ["predict", f"{realdev}/images", "--out", str(run),
-           "--gt", f"{realdev}/annotations.coco.json", "--formats", "coco",
-           "--conf", str(args.conf)]
+           "--gt", f"{realdev}/annotations.coco.json", "--formats", "coco"]
+    if args.conf is not None:
+        cmd += ["--conf", str(args.conf)]
     if args.detector is not None:
         cmd += ["--detector", str(args.detector)]
     return cmd + args.predict_flags
@@ -106,7 +107,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--label", default="bundled", help="name of this configuration in the JSON")
     ap.add_argument("--detector", type=Path, default=None,
                     help="detector checkpoint (default: the bundled weights)")
-    ap.add_argument("--conf", type=float, default=0.2, help="detector confidence (default 0.2)")
+    ap.add_argument("--conf", type=float, default=None,
+                    help="detector confidence (default: xami predict's)")
     ap.add_argument("--realdev", type=Path, default=REALDEV, help=f"default {REALDEV}")
     ap.add_argument("--json", type=Path, default=RESULTS, help=f"default {RESULTS}")
     ap.add_argument("--run", type=Path, default=None,

@@ -17,7 +17,8 @@ from xami.models.detector import DetectorConfig, as_bgr, load_detector
 def untrained():
     """An untrained yolov8n-seg with the XAMI classes (built offline from the yaml, seeded)."""
     torch.manual_seed(0)
-    return load_detector("yolov8n-seg.yaml", config=DetectorConfig(conf=1e-9, max_det=20))
+    return load_detector("yolov8n-seg.yaml", config=DetectorConfig(conf=1e-9, max_det=20),
+                         backend="torch")
 
 
 def test_untrained_model_has_xami_classes(untrained):
@@ -45,14 +46,14 @@ def test_predict_makes_no_network_attempt(untrained, rng, monkeypatch):
 
 def test_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(CheckpointError, match=r"nothing\.pt: detector checkpoint not found"):
-        load_detector(tmp_path / "nothing.pt")
+        load_detector(tmp_path / "nothing.pt", backend="torch")
 
 
 def test_corrupt_checkpoint_is_named(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"bad\.pt: not a loadable ultralytics checkpoint"):
-        load_detector(bad)
+        load_detector(bad, backend="torch")
 
 
 @pytest.mark.parametrize("image, problem", [

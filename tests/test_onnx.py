@@ -216,7 +216,7 @@ def detector_weights(tmp_path_factory) -> Path:
 
 
 def test_onnx_detector_gives_the_same_instances(detector_weights):
-    torch_detector = load_detector(detector_weights)
+    torch_detector = load_detector(detector_weights, backend="torch")
     onnx_detector = load_detector(detector_weights, backend="onnx")
     exported = mtimes(detector_weights.parent)
     assert len(exported) == 1 and onnx_detector.source.endswith(next(iter(exported)))

@@ -17,7 +17,7 @@ from xami.pipeline import Pipeline, read_input_frame
 @pytest.fixture(scope="module")
 def detector():
     torch.manual_seed(0)
-    return load_detector("yolov8n-seg.yaml", config=DetectorConfig(max_det=10))
+    return load_detector("yolov8n-seg.yaml", config=DetectorConfig(max_det=10), backend="torch")
 
 
 @pytest.fixture

@@ -68,22 +68,24 @@ def test_checkpoint_without_a_model_is_refused(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"model": {"conv.weight": torch.zeros(2)}, "train_args": {}}, path)
     with pytest.raises(CheckpointError, match=r"weights\.pt: .* no ultralytics model"):
-        load_detector(path)
+        load_detector(path, backend="torch")
 
 
 def test_bundled_weights_load():
     assert type(read_ultralytics_checkpoint(BUNDLED_DETECTOR)["model"]).__name__ == \
         "SegmentationModel"
-    assert load_detector().model.names[0] == "central-ring"
+    assert load_detector(backend="torch").model.names[0] == "central-ring"
 
 
 @pytest.mark.parametrize("yaml_name", ["yolov8n-seg.yaml", "yolov8n-rtdetr.yaml"])
 def test_checkpoint_saved_by_ultralytics_loads(tmp_path, yaml_name):
     torch.manual_seed(0)
     path = tmp_path / yaml_name.replace(".yaml", ".pt")
-    load_detector(yaml_name).model.save(path)  # ultralytics' own layout: model, date, version...
+    # ultralytics' own layout: model, date, version...
+    load_detector(yaml_name, backend="torch").model.save(path)
     assert {"model", "date", "version"} <= set(torch.load(path, weights_only=False))
-    assert load_detector(path).model.names == load_detector(yaml_name).model.names
+    names = load_detector(yaml_name, backend="torch").model.names
+    assert load_detector(path, backend="torch").model.names == names
 
 
 def test_authors_layout_loads(tmp_path):
@@ -93,7 +95,7 @@ def test_authors_layout_loads(tmp_path):
     from ultralytics.nn.modules.head import Detect
 
     torch.manual_seed(0)
-    model = load_detector("yolov8n-seg.yaml").model.model
+    model = load_detector("yolov8n-seg.yaml", backend="torch").model.model
     model.model[-1].detect = Detect.forward
     path = tmp_path / "yolov8_detect_300e_best.pt"
     torch.save({"date": datetime.datetime(2024, 1, 1).isoformat(), "version": "8.1.0",
@@ -101,5 +103,5 @@ def test_authors_layout_loads(tmp_path):
                 "optimizer": None, "train_args": {"task": "segment", "imgsz": 512},
                 "train_metrics": {"metrics/mAP50(M)": np.float64(0.5)}}, path)
     assert read_ultralytics_checkpoint(path)["model"].model[-1].detect is Detect.forward
-    inst = load_detector(path).predict(np.full((64, 64), 40, np.uint8))
+    inst = load_detector(path, backend="torch").predict(np.full((64, 64), 40, np.uint8))
     assert inst.masks.shape[1:] == (64, 64)

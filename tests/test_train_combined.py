@@ -24,7 +24,8 @@ def setup(tmp_path_factory):
     tiny_dataset(tmp / "data")
     random_init(tmp / "init.pt")
     torch.manual_seed(0)
-    detector = load_detector("yolov8n-seg.yaml", config=DetectorConfig(imgsz=SIZE, max_det=4))
+    detector = load_detector("yolov8n-seg.yaml", config=DetectorConfig(imgsz=SIZE, max_det=4),
+                             backend="torch")
     return tmp, detector
 
 

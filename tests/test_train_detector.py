@@ -73,7 +73,7 @@ def test_streak_labels_are_widened_for_training_only(trained):
 
 def test_trained_checkpoint_loads_as_detector(trained):
     _, best = trained
-    detector = load_detector(best)
+    detector = load_detector(best, backend="torch")
     inst = detector.predict(np.full((64, 64), 40, np.uint8))
     assert inst.masks.shape[1:] == (64, 64)
 
@@ -87,7 +87,7 @@ def test_build_train_predict_make_no_network_attempt(tmp_path, monkeypatch, capf
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     best = train_detector(tmp_path / "yolo" / "data.yaml", tmp_path / "run", config=TINY)
-    load_detector(best).predict(np.full((64, 64), 40, np.uint8))
+    load_detector(best, backend="torch").predict(np.full((64, 64), 40, np.uint8))
     printed = "".join(capfd.readouterr()).lower()
     assert "download" not in printed and "offline" not in printed
 

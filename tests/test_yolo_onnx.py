@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from xami.errors import CheckpointError
-from xami.models.detector import BUNDLED_DETECTOR, Detector, load_detector
+from xami.models.detector import BUNDLED_DETECTOR, Detector, DetectorConfig, load_detector
 from xami.models.yolo_onnx import OnnxYolo, letterbox, load_onnx_yolo, resize_linear
 from xami.sim import simulate_image
 from xami.structures import Instances
@@ -104,9 +105,10 @@ def test_outputs_and_instances_do_not_depend_on_threads(exported, frames):
     for a, b in zip(one.session.run(None, blob), two.session.run(None, blob), strict=True):
         assert a.tobytes() == b.tobytes()
     for frame in frames[:5]:
-        found = one.predict(frame)
+        settings = dataclasses.asdict(DetectorConfig())
+        found = one.predict(frame, **settings)
         assert len(found) > 0
-        assert_same(two.predict(frame), found)
+        assert_same(two.predict(frame, **settings), found)
 
 
 def test_bad_onnx_files_are_named(exported, tmp_path):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from xami import __version__
 from xami.errors import MissingExtraError, UsageError, XamiError
 from xami.extras import missing_extra
+from xami.models.detector import BACKENDS, DEFAULT_BACKEND, DetectorConfig
 
 if TYPE_CHECKING:
     from xami.priors import PriorConfig
@@ -267,13 +268,16 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="SAM checkpoint; without it the detector's masks are used")
     p.add_argument("--sam-size", type=int, default=1024, choices=(1024, 512),
                    help="segmentor input size (default 1024, the paper's)")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
-                   help="torch, or onnx: ONNX Runtime for the detector and the segmentor (exported "
-                        "once, cached next to the weights)")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
+                   help="onnx (default): ONNX Runtime for the detector and the segmentor (the "
+                        "bundled detector's export ships with xami; others are exported once, "
+                        "cached next to the weights); torch: PyTorch, needs xami[train]")
     p.add_argument("--quantize", default=None, choices=("int8",),
                    help="with --backend onnx and --segmentor: INT8 segmentor encoder (5-10%% "
                         "faster on an AVX2 CPU, ~99%% of mask pixels unchanged)")
-    p.add_argument("--conf", type=float, default=0.2, help="detector confidence (default 0.2)")
+    p.add_argument("--conf", type=float, default=DetectorConfig.conf,
+                   help="detector confidence (default %(default)s; the paper's 0.2 gives sparser "
+                        "masks)")
     g = p.add_argument_group("instrument priors (xami.priors; all on by default)")
     g.add_argument("--no-priors", action="store_true", help="switch every prior off")
     g.add_argument("--no-central-ring-prior", action="store_true",

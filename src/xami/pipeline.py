@@ -16,7 +16,7 @@ import numpy as np
 from xami.errors import NoDetectionsWarning, UsageError
 from xami.io.fits import is_fits_name, read_om_image
 from xami.io.images import read_frame
-from xami.models.detector import Detector, load_detector
+from xami.models.detector import DEFAULT_BACKEND, Detector, DetectorConfig, load_detector
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
 from xami.preprocess import frame_rebin_factor, preprocess_om_image
 from xami.priors import PriorConfig, apply_priors
@@ -65,7 +65,7 @@ class Pipeline:
     segmentor : Segmentor, optional
         A `xami.models.segmentor.Segmentor`; None runs the detector alone, whose masks are kept.
     conf : float
-        Detector confidence threshold (paper: 0.2).
+        Detector confidence threshold (default `DetectorConfig.conf`).
     faint_rule : FaintRuleConfig
         The faint rule applied after the segmentor.
     streak_fit : StreakFitConfig or None
@@ -83,7 +83,7 @@ class Pipeline:
     """
 
     def __init__(self, detector: Detector | None = None, segmentor: Any | None = None, *,
-                 conf: float = 0.2, faint_rule: FaintRuleConfig = FaintRuleConfig(),
+                 conf: float = DetectorConfig.conf, faint_rule: FaintRuleConfig = FaintRuleConfig(),
                  streak_fit: StreakFitConfig | None = StreakFitConfig(),
                  priors: PriorConfig | None = PriorConfig()) -> None:
         self.detector = detector or load_detector()
@@ -162,7 +162,7 @@ class PipelineSpec:
         ``"int8"``: the segmentor's ONNX encoder quantised (``backend="onnx"`` only; see
         `xami.models.segmentor.load_segmentor`).
     conf : float
-        Detector confidence threshold (paper: 0.2).
+        Detector confidence threshold (default `DetectorConfig.conf`).
     faint_rule : FaintRuleConfig
         The faint rule applied after the segmentor.
     streak_fit : StreakFitConfig or None
@@ -186,9 +186,9 @@ class PipelineSpec:
     detector: str | os.PathLike[str] | None = None
     segmentor: str | os.PathLike[str] | None = None
     sam_size: int = 1024
-    backend: str = "torch"
+    backend: str = DEFAULT_BACKEND
     quantize: str | None = None
-    conf: float = 0.2
+    conf: float = DetectorConfig.conf
     faint_rule: FaintRuleConfig = FaintRuleConfig()
     streak_fit: StreakFitConfig | None = StreakFitConfig()
     priors: PriorConfig | None = PriorConfig()

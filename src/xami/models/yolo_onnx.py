@@ -112,8 +112,8 @@ class OnnxYolo:
         self.session = session
         self.source = str(source)
 
-    def predict(self, image: np.ndarray, *, conf: float = 0.2, iou: float = 0.7,
-                imgsz: int = 512, max_det: int = 300) -> Instances:
+    def predict(self, image: np.ndarray, *, conf: float, iou: float,
+                imgsz: int, max_det: int) -> Instances:
         """Detect artefacts in one frame.
 
         Parameters

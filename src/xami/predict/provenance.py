@@ -9,7 +9,7 @@ from typing import Any
 
 from xami import __version__
 from xami.io.atomic import file_sha256
-from xami.models.detector import BUNDLED_DETECTOR
+from xami.models.detector import bundled_detector
 from xami.pipeline import Pipeline, PipelineSpec
 
 
@@ -22,7 +22,7 @@ def provenance(pipeline: Pipeline | PipelineSpec) -> dict[str, Any]:
         return {"path": str(path), "sha256": file_sha256(path) if path.is_file() else ""}
 
     if isinstance(pipeline, PipelineSpec):
-        sources = (str(pipeline.detector or BUNDLED_DETECTOR), pipeline.segmentor)
+        sources = (str(pipeline.detector or bundled_detector(pipeline.backend)), pipeline.segmentor)
         conf, backend, quantize = pipeline.conf, pipeline.backend, pipeline.quantize
         sam_size = pipeline.sam_size if pipeline.segmentor else None
     else:

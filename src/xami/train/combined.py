@@ -167,7 +167,7 @@ def _frozen_detector(detector: str | os.PathLike[str] | Detector, conf: float) -
     if isinstance(detector, Detector):
         return Detector(detector.model, replace(detector.config, conf=conf),
                         source=detector.source)
-    return load_detector(detector, config=DetectorConfig(conf=conf))
+    return load_detector(detector, config=DetectorConfig(conf=conf), backend="torch")
 
 
 def train_combined(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
