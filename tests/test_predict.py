@@ -23,6 +23,7 @@ from xami.errors import InputError
 from xami.flags import flag_sources
 from xami.io.fits import write_fits
 from xami.io.images import write_frame
+from xami.models.detector import DetectorConfig
 from xami.models.segmentor import SegmentorConfig, build_segmentor
 from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict import PredictConfig, expand_inputs, run_predict
@@ -110,7 +111,8 @@ def test_fits_mask_bits_wcs_and_table(fits_run, sims):
         sky = product.wcs.pixel_to_world(10.0, 20.0)
         np.testing.assert_allclose(sim.wcs.world_to_pixel(sky), (41.5, 81.5), atol=1e-6)
         header = fits.getheader(root / "out" / f"{sim.stem}.xami.fits")
-        assert header["XAMIVER"] and header["CONF"] == 0.2 and header["STRETCH"] == "zscale+asinh"
+        assert header["XAMIVER"] and header["CONF"] == DetectorConfig.conf
+        assert header["STRETCH"] == "zscale+asinh"
         assert header["FILTER"] == sim.header["FILTER"]
         assert fits.getheader(root / "out" / f"{sim.stem}.xami.fits", "MASK")["BIT1"] == (
             "read-out-streak")
