@@ -133,3 +133,35 @@ def test_cleanup_leaves_other_runs_temporary_files(tmp_path, frames):
                 config=PredictConfig(formats=("fits",)))
     assert all(other.is_file() for other in others)
     assert not [p for p in out.rglob(".*") if p not in others]  # its own are gone
+
+
+def test_a_folder_of_every_bad_input_and_good_ones(tmp_path, frames, capsys):
+    """Issue 12's acceptance: one line per bad input, every good one done, nothing outside."""
+    from astropy.io import fits
+
+    folder = tmp_path / "in"
+    write_frame(folder / "good.png", frames[0])
+    write_frame(folder / "my field Ω.png", frames[1])
+    (folder / "truncated.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    (folder / "text.fits").write_text("not a FITS file\n")
+    fits.PrimaryHDU(np.full((64, 64), np.nan, np.float32)).writeto(folder / "nan.fits")
+    fits.PrimaryHDU(np.zeros((513, 700), np.float32)).writeto(folder / "odd.fits")
+    write_frame(folder / "tiny.png", frames[0][:10, :10])
+    (folder / "loop.fits").symlink_to(folder / "loop.fits")
+    (folder / "x.fits").mkdir()
+    out = tmp_path / "out"
+    outside = sorted(p for p in tmp_path.rglob("*") if not p.is_relative_to(out))
+    code = main(["predict", str(folder), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    bad = ("truncated.fits", "text.fits", "nan.fits", "odd.fits", "tiny.png", "loop.fits",
+           "x.fits")
+    assert len(err) == len(bad) and all(line.startswith("failed: ") for line in err), err
+    assert not any("Traceback" in line for line in err)
+    for name in bad:
+        assert sum(name in line for line in err) == 1, (name, err)
+    for name in ("good", "my field Ω"):
+        assert (out / f"{name}.xami.fits").is_file() and (out / f"{name}.reg").is_file()
+    summary = json.loads((out / "run.json").read_text())["summary"]
+    assert (summary["done"], summary["failed"]) == (2, len(bad))
+    assert sorted(p for p in tmp_path.rglob("*") if not p.is_relative_to(out)) == outside
