@@ -7,8 +7,6 @@ checkpoint or an export needs them, and ``load_detector(file.onnx, backend="onnx
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ import numpy as np
 
 from xami.classes import BY_YOLO_INDEX, CLASSES
 from xami.errors import CheckpointError, InputError
-from xami.io.atomic import atomic_path
 from xami.models.onnx import BUNDLED_ONNX, WEIGHTS_DIR
 from xami.models.yolo_onnx import OnnxYolo, as_bgr, check_class_names, load_onnx_yolo
 from xami.structures import Instances
@@ -196,7 +193,7 @@ def load_detector(path: str | Path | None = None, *, config: DetectorConfig = De
         from xami.models.safe_load import read_ultralytics_checkpoint
 
         read_ultralytics_checkpoint(path)  # refused even when its ONNX export is cached
-        exported = _cached_onnx(ul, path, config.imgsz)
+        exported = _cached_onnx(path, config.imgsz)
         return Detector(load_onnx_yolo(exported), config, source=str(exported))
     return Detector(_load(ul, path, path), config, source=str(path))
 
@@ -220,29 +217,13 @@ def _load(ul: Any, weights: Path, source: Path) -> Any:
         raise CheckpointError(source, f"not a loadable ultralytics checkpoint ({err})") from err
 
 
-def _cached_onnx(ul: Any, checkpoint: Path, imgsz: int) -> Path:
+def _cached_onnx(checkpoint: Path, imgsz: int) -> Path:
     """The checkpoint's ONNX export, made on first use (`xami.models.onnx` says where)."""
-    from xami.models.onnx import cache_folder, check_onnx_file, file_key
+    from xami.models.onnx import cache_folder, check_onnx_file, export_ultralytics, file_key
 
     name = f"{checkpoint.name}.{file_key(checkpoint)}.onnx"
     target = cache_folder(checkpoint, [name]) / name
     if not target.is_file():
-        _export_onnx(ul, checkpoint, target, imgsz)
+        export_ultralytics(checkpoint, target, imgsz=imgsz)
     check_onnx_file(target)
     return target
-
-
-def _export_onnx(ul: Any, checkpoint: Path, target: Path, imgsz: int) -> None:
-    """Export a copy in a scratch folder (ultralytics writes beside the weights), then move it."""
-    from xami.models.onnx import ONNX_OPSET, quiet_onnx_export
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        weights = Path(scratch) / checkpoint.name
-        shutil.copyfile(checkpoint, weights)
-        model = _load(ul, weights, checkpoint)
-        with quiet_onnx_export():
-            exported = model.export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False,
-                                    opset=ONNX_OPSET, device="cpu", verbose=False)
-        with atomic_path(target) as tmp:
-            shutil.move(exported, tmp)
