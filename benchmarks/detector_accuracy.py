@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-priors", action="store_true",
                         help="skip the instrument priors (xami.priors)")
     parser.add_argument("--segmentor", type=Path, default=None, help="SAM checkpoint")
-    parser.add_argument("--sam-size", type=int, default=1024, help="segmentor input (default 1024)")
+    parser.add_argument("--sam-size", type=int, default=None,
+                        help="segmentor input (default: the checkpoint's, else 1024)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 

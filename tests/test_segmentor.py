@@ -226,6 +226,7 @@ def test_checkpoint_round_trip_keeps_config(tmp_path, seg512):
     config = SegmentorConfig(sam_size=512, multimask=False, chunk_size=3, mask_threshold=0.5)
     path = tmp_path / "xami_sam.pth"
     torch.save(Segmentor(seg512.model, config).checkpoint(), path)
+    assert load_segmentor(path).config == config  # the saved sam_size, not a default over it
     loaded = load_segmentor(path, sam_size=256)
     assert loaded.config == replace(config, sam_size=256)
     assert loaded.model.prompt_encoder.image_embedding_size == [16, 16]

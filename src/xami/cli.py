@@ -266,8 +266,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="detector checkpoint or yaml (default: the bundled weights)")
     p.add_argument("--segmentor", type=Path, default=None,
                    help="SAM checkpoint; without it the detector's masks are used")
-    p.add_argument("--sam-size", type=int, default=1024, choices=(1024, 512),
-                   help="segmentor input size (default 1024, the paper's)")
+    p.add_argument("--sam-size", type=int, default=None, choices=(1024, 512),
+                   help="segmentor input size (default: the checkpoint's, else 1024, the paper's)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
                    help="onnx (default): ONNX Runtime for the detector and the segmentor (the "
                         "bundled detector's export ships with xami; others are exported once, "

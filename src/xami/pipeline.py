@@ -153,8 +153,8 @@ class PipelineSpec:
         bundled weights of the installation that builds the pipeline.
     segmentor : str or os.PathLike, optional
         SAM checkpoint (`xami.models.segmentor.load_segmentor`); None: the detector alone.
-    sam_size : int
-        Segmentor input side in pixels (paper: 1024).
+    sam_size : int, optional
+        Segmentor input side in pixels; None: the checkpoint's (`load_segmentor`).
     backend : str
         ``"torch"`` or ``"onnx"`` (ONNX Runtime, exported once and cached next to the weights),
         for the detector and the segmentor.
@@ -185,7 +185,7 @@ class PipelineSpec:
 
     detector: str | os.PathLike[str] | None = None
     segmentor: str | os.PathLike[str] | None = None
-    sam_size: int = 1024
+    sam_size: int | None = None
     backend: str = DEFAULT_BACKEND
     quantize: str | None = None
     conf: float = DetectorConfig.conf

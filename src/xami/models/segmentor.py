@@ -383,7 +383,7 @@ def build_segmentor(config: SegmentorConfig = SegmentorConfig()) -> Segmentor:
     return Segmentor(build_sam(config.model_type, img_size=config.sam_size), config)
 
 
-def load_segmentor(checkpoint: str | os.PathLike[str] | None, *, sam_size: int = 1024,
+def load_segmentor(checkpoint: str | os.PathLike[str] | None, *, sam_size: int | None = None,
                    backend: str = "torch", quantize: str | None = None) -> Segmentor:
     """Load a segmentor from a SAM checkpoint.
 
@@ -392,12 +392,13 @@ def load_segmentor(checkpoint: str | os.PathLike[str] | None, *, sam_size: int =
     checkpoint : str or os.PathLike
         The official MobileSAM ``mobile_sam.pt`` or an XAMI ``*_sam.pth`` (plain state dicts of
         the whole model), or ``{"model": state_dict, ...}`` such as the checkpoints xami writes,
-        whose ``"config"`` entry (a `SegmentorConfig` as a dict) sets everything but
-        ``sam_size``; without one the default config is used. Loaded on the CPU with
+        whose ``"config"`` entry (a `SegmentorConfig` as a dict) sets the model; without one the
+        default config is used. Loaded on the CPU with
         ``weights_only=True``, strictly. For an untrained model use `build_segmentor`.
-    sam_size : int
+    sam_size : int, optional
         Model input side: 1024 (paper) or 512 (native for the 512 px frames, ~4x cheaper);
-        any multiple of 64. This argument wins over a ``sam_size`` saved in the checkpoint.
+        any multiple of 64. None: the checkpoint's saved ``sam_size``, else
+        `SegmentorConfig`'s default.
     backend : str
         ``"torch"`` (trainable) or ``"onnx"``: an inference-only
         `xami.models.sam_onnx.OnnxSegmentor` running the encoder and the decoder in ONNX Runtime
@@ -449,10 +450,10 @@ def load_segmentor(checkpoint: str | os.PathLike[str] | None, *, sam_size: int =
 
 
 def _saved_config(saved: dict[str, Any] | None, path: str | os.PathLike[str],
-                  sam_size: int) -> SegmentorConfig:
-    """The checkpoint's config (default if none) with the requested ``sam_size``."""
+                  sam_size: int | None) -> SegmentorConfig:
+    """The checkpoint's config (default if none), with ``sam_size`` when one is asked for."""
     try:
         config = SegmentorConfig(**(saved or {}))
     except (TypeError, InputError) as err:
         raise CheckpointError(path, f"invalid segmentor config {saved!r} ({err})") from err
-    return replace(config, sam_size=sam_size)
+    return config if sam_size is None else replace(config, sam_size=sam_size)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from xami.errors import InputError
 from xami.models.detector import Detector, DetectorConfig, load_detector
-from xami.models.segmentor import Segmentor
+from xami.models.segmentor import Segmentor, SegmentorConfig
 from xami.train.data import Embedder, EmbeddingCache, Sample, make_embedder
 from xami.train.loop import ImageLosses, Run, check_loop_config, coerce_nested, fit
 from xami.train.losses import LossConfig, LossTerms, segmentor_loss
@@ -81,7 +81,7 @@ class CombinedTrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     conf: float = 0.25
     match_min_iou: float = 0.0
-    sam_size: int = 1024
+    sam_size: int = SegmentorConfig.sam_size
     cache: bool = True
     cache_dir: str | None = None
     max_boxes_per_image: int | None = None

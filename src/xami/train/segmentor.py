@@ -83,7 +83,7 @@ class SegmentorTrainConfig:
     augment: bool = False
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     train_encoder: bool = False
-    sam_size: int = 1024
+    sam_size: int = SegmentorConfig.sam_size
     cache: bool = True
     cache_dir: str | None = None
     max_boxes_per_image: int | None = None
