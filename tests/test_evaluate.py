@@ -348,3 +348,14 @@ def test_bad_ground_truth_and_conf(hand, tmp_path):
     for conf in (-0.1, 1.5, "0.2", True):
         with pytest.raises(ValueError, match="conf must be a number in"):
             evaluate(gt, results, conf=conf)
+
+
+def test_cli_threshold_defaults_to_the_library_and_can_be_set(sim_run, tmp_path):
+    from xami.cli import main
+
+    gt, pred, _, metrics = sim_run
+    for args, conf in (([], metrics["conf"]), (["--conf", "0.5"], 0.5)):
+        out = tmp_path / str(conf)
+        assert main(["evaluate", "--gt", str(gt), "--pred", str(pred), "--out", str(out),
+                     *args]) == 0
+        assert json.loads((out / "metrics.json").read_text())["conf"] == conf

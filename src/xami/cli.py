@@ -407,15 +407,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", required=True, type=Path, help="COCO results file (predictions)")
     p.add_argument("--out", required=True, type=Path,
                    help="folder for metrics.json, table3.md and plots")
-    p.add_argument("--conf", type=float, default=0.2,
-                   help="score threshold for precision/recall and IoU (default 0.2)")
+    p.add_argument("--conf", type=float, default=None,
+                   help="score threshold for precision/recall and IoU (default: the paper's 0.2, "
+                        "xami.eval.evaluate's)")
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from xami.eval.metrics import evaluate, mask_ap_line
 
-    metrics = evaluate(args.gt, args.pred, args.out, conf=args.conf)
+    threshold = {} if args.conf is None else {"conf": args.conf}
+    metrics = evaluate(args.gt, args.pred, args.out, **threshold)
     print(f"xami evaluate: {mask_ap_line(metrics)}; wrote {args.out / 'metrics.json'}")
     return EXIT_OK
 
