@@ -45,11 +45,6 @@ class WeightsSource:
     sha256: str | None
     what: str
 
-    @property
-    def filename(self) -> str:
-        """The file name of the download."""
-        return Path(urlparse(self.url).path).name
-
 
 SOURCES = {s.name: s for s in (
     WeightsSource("mobile_sam", "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/"
@@ -119,8 +114,10 @@ def fetch_weights(name: str, *, url: str | None = None, sha256: str | None = Non
     if expected is not None and (len(expected) != 64 or set(expected) - set("0123456789abcdef")):
         raise UsageError(None, f"sha256 must be 64 hex digits, got {expected!r}")
     target = Path(folder or weights_folder()) / Path(urlparse(url).path).name
-    if target.is_file() and expected in (None, file_sha256(target)):
-        return target, file_sha256(target)
+    if target.is_file():
+        present = file_sha256(target)
+        if expected in (None, present):
+            return target, present
     with atomic_path(target) as tmp:
         digest = _download(url, tmp, timeout)
         if expected is not None and digest != expected:
