@@ -177,11 +177,11 @@ def test_early_stopping_keeps_the_best_epochs_weights(tiny, monkeypatch):
     tmp, _, _ = tiny
     losses, seen = iter([1.0, 0.5, 0.9, 0.8]), []
 
-    def fake_evaluate(run):
+    def fake_validate(run):
         seen.append(copy.deepcopy(run.segmentor.model.mask_decoder.state_dict()))
         return dict.fromkeys(loop.TERMS, next(losses))
 
-    monkeypatch.setattr(loop, "evaluate", fake_evaluate)
+    monkeypatch.setattr(loop, "validate", fake_validate)
     config = tiny_config(tmp, epochs=10, patience=1)
     best = train_segmentor(tmp / "data", tmp / "early", config=config, init=tmp / "init.pt",
                            progress=False)

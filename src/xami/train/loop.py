@@ -161,7 +161,7 @@ def fit(run: Run, *, resume: bool = False, progress: bool = True) -> Path:
         started = time.perf_counter()
         train_terms = _train_epoch(run, optimizer, params, state, progress)
         state.epoch += 1
-        valid_terms = evaluate(run)
+        valid_terms = validate(run)
         row = {"epoch": state.epoch, "step": state.step, "lr": config.schedule.lr(state.step),
                **_prefixed("train", train_terms), **_prefixed("valid", valid_terms),
                "seconds": round(time.perf_counter() - started, 3)}
@@ -202,7 +202,7 @@ def _train_epoch(run: Run, optimizer: torch.optim.Optimizer, params: list[torch.
     return {k: v / count if count else math.nan for k, v in sums.items()}
 
 
-def evaluate(run: Run) -> dict[str, float]:
+def validate(run: Run) -> dict[str, float]:
     """Mean loss terms over the validation images that give a loss (NaN when none does)."""
     _set_mode(run.segmentor.model, training=False, train_encoder=run.config.train_encoder)
     sums, count = dict.fromkeys(TERMS, 0.0), 0
