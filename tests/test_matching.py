@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from xami.train.matching import hungarian_match, mask_iou_matrix
+from xami.eval.matching import hungarian_match, mask_iou_matrix
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
 

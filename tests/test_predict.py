@@ -20,7 +20,6 @@ from scipy import ndimage
 
 from xami.cli import main
 from xami.errors import InputError
-from xami.flags import flag_sources
 from xami.io.fits import write_fits
 from xami.io.images import write_frame
 from xami.models.detector import DetectorConfig
@@ -31,6 +30,7 @@ from xami.preprocess import preprocess_files, rebin_wcs
 from xami.products import MaskGrid, read_mask_fits, write_mask_fits
 from xami.sim import simulate_dataset, simulate_image
 from xami.sim.dataset import simulate_index
+from xami.source_flags import flag_sources
 
 ROS_BIT = 1 << 1
 

@@ -220,7 +220,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train_detector(args: argparse.Namespace) -> int:
-    from xami.config import read_config_section
+    from xami.io.config_file import read_config_section
     from xami.train.detector import DetectorTrainConfig, train_detector
 
     config = read_config_section(args.config, "detector", DetectorTrainConfig)
@@ -232,7 +232,7 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
 def _cmd_train_segmentor(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from xami.config import read_config_section
+    from xami.io.config_file import read_config_section
     from xami.train.segmentor import SegmentorTrainConfig, train_segmentor
 
     config = read_config_section(args.config, "segmentor", SegmentorTrainConfig)
@@ -244,7 +244,7 @@ def _cmd_train_segmentor(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_combined(args: argparse.Namespace) -> int:
-    from xami.config import read_config_section
+    from xami.io.config_file import read_config_section
     from xami.train.combined import CombinedTrainConfig, train_combined
 
     config = read_config_section(args.config, "combined", CombinedTrainConfig)
@@ -390,7 +390,7 @@ def _add_flag_sources(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_flag_sources(args: argparse.Namespace) -> int:
-    from xami.flags import NOT_COVERED, flag_sources
+    from xami.source_flags import NOT_COVERED, flag_sources
 
     table = flag_sources(args.catalogue, args.masks, args.out, radius=args.radius)
     flagged = int(((table["XAMI_FLAG"] & ~NOT_COVERED) != 0).sum())

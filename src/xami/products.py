@@ -55,7 +55,7 @@ class MaskGrid:
         WCS of the mask grid in FITS orientation (astropy 0-based convention), or None.
     input_factor : int
         Input-image pixels per mask pixel (4 for a 2048 FITS with the 512 grid, else 1); source
-        positions in the input's pixel frame are divided by it (`xami.flags`).
+        positions in the input's pixel frame are divided by it (`xami.source_flags`).
     """
 
     factor: int

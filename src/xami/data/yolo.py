@@ -29,9 +29,7 @@ from xami.data.polygons import merge_polygons
 from xami.data.records import Annotation, Dataset, ImageRecord
 from xami.errors import DatasetError
 from xami.io.atomic import write_text_atomic
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-"""Image files ultralytics (and xami) read from an ``images`` folder."""
+from xami.io.images import IMAGE_SUFFIXES
 
 _YAML_KEYS = {"train": "train", "val": "valid", "test": "test"}  # data.yaml key -> split
 

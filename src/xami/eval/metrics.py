@@ -23,12 +23,12 @@ from xami import __version__
 from xami.classes import BY_NAME, BY_SHORT, CLASSES, TABLE3_ORDER
 from xami.data.coco import read_coco
 from xami.data.records import ImageRecord
-from xami.eval.coco import coco_ap
+from xami.eval.average_precision import coco_ap
+from xami.eval.matching import hungarian_match, mask_iou_matrix
 from xami.eval.results import read_results
 from xami.io.atomic import write_text_atomic
 from xami.report.figures import plot_iou_cdf, plot_per_class_ap
 from xami.structures import decode_rle
-from xami.train.matching import hungarian_match, mask_iou_matrix
 
 PR_IOUS = (0.5, 0.2)
 """IoU thresholds of precision/recall: the usual 0.5 and the authors' 0.2."""

@@ -15,6 +15,9 @@ CHANNEL_TOLERANCE = 8
 """Largest difference (grey levels) between the channels of an RGB frame still read as grey;
 JPEG compression of a grey image stored as RGB makes the channels differ by a level or two."""
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+"""Image files ultralytics (and xami) read from an ``images`` folder."""
+
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 

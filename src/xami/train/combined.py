@@ -22,12 +22,12 @@ import torch
 from tqdm import tqdm
 
 from xami.errors import InputError
+from xami.eval.matching import hungarian_match, mask_iou_matrix
 from xami.models.detector import Detector, DetectorConfig, load_detector
 from xami.models.segmentor import Segmentor, SegmentorConfig
 from xami.train.data import Embedder, EmbeddingCache, Sample, make_embedder
 from xami.train.loop import ImageLosses, Run, check_loop_config, coerce_nested, fit
 from xami.train.losses import LossConfig, LossTerms, segmentor_loss
-from xami.train.matching import hungarian_match, mask_iou_matrix
 from xami.train.schedule import ScheduleConfig
 from xami.train.segmentor import load_split_samples, run_segmentor
 

@@ -8,8 +8,8 @@ from astropy.table import Table
 
 from xami.cli import main
 from xami.errors import InputError, UsageError
-from xami.flags import NOT_COVERED, flag_sources
 from xami.products import MaskGrid, write_mask_fits
+from xami.source_flags import NOT_COVERED, flag_sources
 from xami.structures import Instances
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from xami.config import read_config_section
 from xami.errors import InputError
+from xami.io.config_file import read_config_section
 from xami.train.detector import DetectorTrainConfig
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
