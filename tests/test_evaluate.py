@@ -1,4 +1,5 @@
-"""evaluate(): AP equals pycocotools on simulated frames; precision/recall, IoU by hand; files."""
+"""evaluate(): AP equals pycocotools on simulated frames; precision/recall, IoU by hand; files
+written by `xami.report.evaluation`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from xami.data.polygons import mask_to_polygons
 from xami.data.records import Annotation, ImageRecord
 from xami.errors import DatasetError
 from xami.eval import evaluate
+from xami.report.evaluation import write_evaluation
 from xami.sim import simulate_image
 from xami.sim.dataset import annotations_of
 from xami.structures import Instances, decode_rle, encode_rle
@@ -80,7 +82,9 @@ def sim_run(tmp_path_factory):
     rng = np.random.default_rng(0)
     results = [e for rec in read_coco(gt) for e in _perturbed(rec, rng).to_coco(rec.image_id)]
     pred.write_text(json.dumps(results))
-    return gt, pred, out, evaluate(gt, pred, out)
+    evaluation = evaluate(gt, pred)
+    write_evaluation(out, evaluation)
+    return gt, pred, out, evaluation.metrics
 
 
 def _stats(gt, pred, iou_type, *, cats=(1, 2, 3, 4, 5), iou=None) -> list[float]:
@@ -162,6 +166,26 @@ def test_output_files(sim_run):
     assert not [p for p in out.rglob(".*")]  # no temporary files left
 
 
+def test_evaluate_writes_nothing_and_the_report_writes_the_files(sim_run, tmp_path,
+                                                                 monkeypatch):
+    gt, pred, out, _ = sim_run
+    monkeypatch.chdir(tmp_path)
+    evaluation = evaluate(gt, pred)
+    assert not list(tmp_path.iterdir()) and not list(gt.parent.glob("*.md"))  # nothing written
+    with pytest.raises(TypeError):
+        evaluate(gt, pred, tmp_path / "out")  # no output folder: xami.report writes the files
+    write_evaluation(tmp_path / "out", evaluation)
+    written = sorted(p.relative_to(tmp_path / "out").as_posix()
+                     for p in (tmp_path / "out").rglob("*"))
+    assert written == ["metrics.json", "plots", "plots/iou_cdf.png", "plots/per_class_ap.png",
+                       "table3.md"]
+    for name in ("table3.md", "plots/iou_cdf.png", "plots/per_class_ap.png"):  # as sim_run's
+        assert (tmp_path / "out" / name).read_bytes() == (out / name).read_bytes(), name
+    data = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert data == json.loads((out / "metrics.json").read_text()) | {
+        "provenance": data["provenance"]}  # the same but for the time of creation
+
+
 # --------------------------------------------------------------------------- hand-made case
 def _strip(c0: int, c1: int) -> np.ndarray:
     """A 4 x 8 mask with columns c0:c1 set: IoUs are ratios of column counts."""
@@ -220,7 +244,8 @@ def _eq(a, b) -> bool:
 
 def test_hand_precision_recall_and_mean_iou(hand, tmp_path):
     gt, results = hand
-    m = evaluate(gt, results)
+    evaluation = evaluate(gt, results)
+    m = evaluation.metrics
     nan = math.nan
     # Hungarian: image 1's SL pairs have IoU 2/7 and 1/4 -> no TP at 0.5, two at 0.2
     # (greedy matching would give one TP at both thresholds).
@@ -240,31 +265,37 @@ def test_hand_precision_recall_and_mean_iou(hand, tmp_path):
     assert m["images_in_mean_iou"] == 3
     assert m["mean_iou"] == pytest.approx(1.75 / 3)
     assert m["mean_iou_std"] == pytest.approx(np.std([0.75, 1.0, 0.0]))
+    # the matched pairs behind the ratios (what the IoU figure draws), all classes
+    assert evaluation.matched_iou == {"central-ring": [1.0], "smoke-ring": [], "other": [],
+                                      "read-out-streak": [],
+                                      "star-loop": [pytest.approx(2 / 7), pytest.approx(1 / 4)]}
     # the same entries from a file give the same numbers
     (tmp_path / "pred.json").write_text(json.dumps(results))
-    from_file = evaluate(gt, tmp_path / "pred.json")
+    from_file = evaluate(gt, tmp_path / "pred.json").metrics
     # and so do uncompressed RLEs
     uncompressed = [e | {"segmentation": _uncompressed(decode_rle(e["segmentation"]))}
                     for e in results]
-    for other in (from_file, evaluate(gt, uncompressed)):
+    for other in (from_file, evaluate(gt, uncompressed).metrics):
         for key in ("precision_recall", "per_image_iou", "segm", "bbox"):
             assert json.dumps(other[key]) == json.dumps(m[key])  # NaN written alike
 
 
 def test_conf_selects_predictions(hand):
     gt, results = hand
-    m = evaluate(gt, results, conf=0.0)
+    m = evaluate(gt, results, conf=0.0).metrics
     assert m["conf"] == 0.0
     assert m["per_image_iou"][1]["iou"] == pytest.approx(6 / 8)  # the 0.1 ROS now counts
     assert _pr(m, 0.5, "read-out-streak")[3] == 2
-    assert evaluate(gt, results, conf=0.95)["precision_recall"]["iou_0.2"]["per_class"][
+    assert evaluate(gt, results, conf=0.95).metrics["precision_recall"]["iou_0.2"]["per_class"][
         "central-ring"]["recall"] == 0.0
 
 
 def test_no_predictions(hand, tmp_path):
     gt, _ = hand
     (tmp_path / "empty.json").write_text("[]")
-    m = evaluate(gt, tmp_path / "empty.json", tmp_path / "out")
+    evaluation = evaluate(gt, tmp_path / "empty.json")
+    write_evaluation(tmp_path / "out", evaluation)
+    m = evaluation.metrics
     for iou_type in ("segm", "bbox"):
         assert m[iou_type]["AP"] == 0.0 and m[iou_type]["AP50"] == 0.0
         per_class = {c.short: m[iou_type]["per_class"][c.name]["AP"] for c in CLASSES}
@@ -283,7 +314,9 @@ def test_no_predictions(hand, tmp_path):
 def test_nothing_to_evaluate(tmp_path):
     gt = tmp_path / "gt.json"
     write_coco([ImageRecord("S0000000001_U.jpg", 4, 8, (), image_id=1)], gt)
-    m = evaluate(gt, [], tmp_path / "out")
+    evaluation = evaluate(gt, [])
+    write_evaluation(tmp_path / "out", evaluation)
+    m = evaluation.metrics
     assert math.isnan(m["segm"]["AP"]) and math.isnan(m["mean_iou"])
     assert m["images_in_mean_iou"] == 0
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["mean_iou"] is None
@@ -321,8 +354,7 @@ def test_bad_predictions(hand, tmp_path, content, problem):
     pred = tmp_path / "pred.json"
     pred.write_text(content if isinstance(content, str) else json.dumps(content))
     with pytest.raises(DatasetError, match=re.escape(str(pred)) + ".*" + problem):
-        evaluate(gt, pred, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        evaluate(gt, pred)
 
 
 def test_bad_predictions_in_memory(hand):

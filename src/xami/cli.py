@@ -371,7 +371,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"failed: {record['reason']}", file=sys.stderr)
     print(f"xami predict: {summary.line()}; outputs in {args.out}")
     if summary.metrics is not None:
-        from xami.eval.metrics import mask_ap_line
+        from xami.report.evaluation import mask_ap_line
 
         print(f"{mask_ap_line(summary.metrics)}; metrics in {args.out / 'metrics.json'}")
     return EXIT_FAILED if summary.failures else EXIT_OK
@@ -414,11 +414,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from xami.eval.metrics import evaluate, mask_ap_line
+    from xami.eval import evaluate
+    from xami.report.evaluation import mask_ap_line, write_evaluation
 
     threshold = {} if args.conf is None else {"conf": args.conf}
-    metrics = evaluate(args.gt, args.pred, args.out, **threshold)
-    print(f"xami evaluate: {mask_ap_line(metrics)}; wrote {args.out / 'metrics.json'}")
+    evaluation = evaluate(args.gt, args.pred, **threshold)
+    write_evaluation(args.out, evaluation)
+    print(f"xami evaluate: {mask_ap_line(evaluation.metrics)}; wrote {args.out / 'metrics.json'}")
     return EXIT_OK
 
 

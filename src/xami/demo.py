@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from xami.data.coco import COCO_FILE_NAME
-from xami.eval.metrics import mask_ap_line
 from xami.pipeline import Pipeline
 from xami.predict import run_predict
+from xami.report.evaluation import mask_ap_line
 from xami.report.html import write_report
 from xami.sim import simulate_dataset
 

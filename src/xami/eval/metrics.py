@@ -1,43 +1,49 @@
-"""Evaluate predictions against a COCO ground truth: AP, precision/recall, mean IoU, report files.
+"""Evaluate predictions against a COCO ground truth: AP, precision/recall and mean IoU.
 
 The figures follow the paper (Table 3, mean IoU per image, IoU CDF); where the authors' definition
 differs from the standard one, both are given under distinct names (``AP`` and
-``AP50_90_paper``).
+``AP50_90_paper``). `xami.report.evaluation` writes them to files.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xami import __version__
-from xami.classes import BY_NAME, BY_SHORT, CLASSES, TABLE3_ORDER
+from xami.classes import CLASSES
 from xami.data.coco import read_coco
 from xami.data.records import ImageRecord
 from xami.eval.average_precision import coco_ap
 from xami.eval.matching import hungarian_match, mask_iou_matrix
 from xami.eval.results import read_results
-from xami.io.atomic import write_text_atomic
-from xami.report.figures import plot_iou_cdf, plot_per_class_ap
 from xami.structures import decode_rle
 
 PR_IOUS = (0.5, 0.2)
 """IoU thresholds of precision/recall: the usual 0.5 and the authors' 0.2."""
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate` finds: the metrics and the IoUs of the matched pairs behind them."""
+
+    metrics: dict[str, Any]
+    """The metrics (see `evaluate`), as ``metrics.json`` holds them (NaN there as ``null``)."""
+    matched_iou: dict[str, list[float]]
+    """``class name -> IoU`` of each matched prediction / ground-truth pair (``score >= conf``),
+    all classes, in COCO id order."""
+
+
 def evaluate(gt_json: str | os.PathLike[str],
-             predictions: str | os.PathLike[str] | Sequence[Mapping[str, Any]],
-             out_dir: str | os.PathLike[str] | None = None, *,
-             conf: float = 0.2) -> dict[str, Any]:
+             predictions: str | os.PathLike[str] | Sequence[Mapping[str, Any]], *,
+             conf: float = 0.2) -> Evaluation:
     """Mask and box AP, precision/recall and mean IoU of predictions on a COCO ground truth.
 
     AP is pycocotools' over all predictions. Precision/recall and IoU use predictions with
@@ -56,15 +62,13 @@ def evaluate(gt_json: str | os.PathLike[str],
     predictions : str, os.PathLike or sequence of dict
         COCO results JSON file or its entries (`Instances.to_coco`): ``image_id`` of the ground
         truth, ``category_id`` 1..5, ``score``, ``bbox`` ``[x, y, w, h]``, RLE ``segmentation``.
-    out_dir : str or os.PathLike, optional
-        When given, write ``metrics.json`` (NaN as ``null``), ``table3.md`` and
-        ``plots/iou_cdf.png``, ``plots/per_class_ap.png`` there, each file atomically.
     conf : float, optional
         Score threshold of precision/recall and IoU, in [0, 1] (0.2, the detector's default).
 
     Returns
     -------
-    dict
+    Evaluation
+        ``matched_iou``: the IoU of each matched pair, per class; ``metrics``, a dict:
         ``segm`` and ``bbox``: `coco_ap` (``AP``, ``AP50``, ``AP75``, ``AP50_90_paper``,
         ``small``/``medium``/``large``, ``per_class``); ``mean_iou``, ``mean_iou_std``
         (population std over the images that count); ``precision_recall``:
@@ -83,7 +87,7 @@ def evaluate(gt_json: str | os.PathLike[str],
 
     Examples
     --------
-    >>> m = evaluate("valid/_annotations.coco.json", "predictions.json", "eval")  # doctest: +SKIP
+    >>> m = evaluate("valid/_annotations.coco.json", "predictions.json").metrics  # doctest: +SKIP
     >>> m["segm"]["AP50"], m["mean_iou"]  # doctest: +SKIP
     (0.791, 0.658)
     """
@@ -106,25 +110,7 @@ def evaluate(gt_json: str | os.PathLike[str],
                           for r, v in zip(records, tally.image_iou, strict=True)],
         "provenance": _provenance(gt_json, predictions),
     }
-    if out_dir is not None:
-        _write_outputs(Path(out_dir), metrics, ious, tally.matched)
-    return metrics
-
-
-def mask_ap_line(metrics: Mapping[str, Any]) -> str:
-    """The headline of an evaluation: ``"mask AP50 0.618, AP75 0.451, AP 0.419"``.
-
-    Parameters
-    ----------
-    metrics : Mapping
-        What `evaluate` returns.
-
-    Returns
-    -------
-    str
-    """
-    segm = metrics["segm"]
-    return f"mask AP50 {segm['AP50']:.3f}, AP75 {segm['AP75']:.3f}, AP {segm['AP']:.3f}"
+    return Evaluation(metrics, {c.name: tally.matched[c.coco_id] for c in CLASSES})
 
 
 _IDS = tuple(c.coco_id for c in CLASSES)
@@ -206,82 +192,3 @@ def _provenance(gt_json: str | os.PathLike[str],
     source = "(in-memory list)" if isinstance(predictions, list | tuple) else str(predictions)
     return {"xami_version": __version__, "gt": str(gt_json), "predictions": source,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-# --------------------------------------------------------------------------- report files
-def _write_outputs(out_dir: Path, metrics: dict[str, Any], ious: list[float],
-                   matched: Mapping[int, list[float]]) -> None:
-    """metrics.json, table3.md and the two plots, each written atomically."""
-    text = json.dumps(_json_safe(metrics), indent=1, allow_nan=False)
-    write_text_atomic(out_dir / "metrics.json", text + "\n")
-    write_text_atomic(out_dir / "table3.md", _table3(metrics))
-    names = [BY_SHORT[s].name for s in TABLE3_ORDER]
-    plot_iou_cdf(ious, out_dir / "plots" / "iou_cdf.png",
-                 matched={n: matched[BY_NAME[n].coco_id] for n in names})
-    plot_per_class_ap({n: metrics["segm"]["per_class"][n] for n in names},
-                      out_dir / "plots" / "per_class_ap.png")
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities as None, recursively: strict JSON has no NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _table3(metrics: Mapping[str, Any]) -> str:
-    """Markdown tables in the paper's Table 3 layout (mask AP, box AP, precision/recall)."""
-    conf, mean, std = metrics["conf"], metrics["mean_iou"], metrics["mean_iou_std"]
-    iou = "undefined" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
-    lines = [f"# Evaluation of {metrics['provenance']['predictions']}", "",
-             f"Ground truth: {metrics['provenance']['gt']} ({metrics['images']} images).", "",
-             "## Mask AP (%), paper Table 3 layout", "", *_ap_table(metrics["segm"]), "",
-             "AP 0.5:0.95 is the COCO standard. AP50-90 (paper) is the mean of AP at IoU 0.5 "
-             "and at IoU 0.9 only, the way the XAMI authors computed their \"mAP50-90\"; it is "
-             "given for comparison with the paper.", "",
-             "## Box AP (%)", "", *_ap_table(metrics["bbox"]), "",
-             f"## Precision and recall (%), predictions with score >= {conf:g}", "",
-             *_pr_table(metrics["precision_recall"]), "",
-             "Hungarian matching of masks per image and class; overall = unweighted mean over "
-             "the classes where the ratio is defined.", "",
-             f"Mean IoU per image (union of predicted vs union of ground-truth masks): "
-             f"{iou} over {metrics['images_in_mean_iou']} images (images with "
-             "neither predictions nor ground truth are skipped).", ""]
-    return "\n".join(lines)
-
-
-def _ap_table(ap: Mapping[str, Any]) -> list[str]:
-    """Rows overall, CR, SR, SL, ROS, OT; columns AP50, AP75, AP 0.5:0.95, AP50-90 (paper)."""
-    keys = ("AP50", "AP75", "AP", "AP50_90_paper")
-    rows = [_row("", "AP50", "AP75", "AP 0.5:0.95", "AP50-90 (paper)"), _row(*["---"] * 5)]
-    rows.append(_row("overall", *(_percent(ap[k]) for k in keys)))
-    for short in TABLE3_ORDER:
-        per_class = ap["per_class"][BY_SHORT[short].name]
-        rows.append(_row(short, *(_percent(per_class[k]) for k in keys)))
-    return rows
-
-
-def _pr_table(pr: Mapping[str, Any]) -> list[str]:
-    """Rows overall, CR, ...; columns precision and recall at each IoU threshold."""
-    header = [f"{what} IoU>={t:g}" for t in PR_IOUS for what in ("P", "R")]
-    rows = [_row("", *header), _row(*["---"] * (len(header) + 1))]
-    cells = [(f"iou_{t}", key) for t in PR_IOUS for key in ("precision", "recall")]
-    rows.append(_row("overall", *(_percent(pr[t]["mean"][k]) for t, k in cells)))
-    for short in TABLE3_ORDER:
-        name = BY_SHORT[short].name
-        rows.append(_row(short, *(_percent(pr[t]["per_class"][name][k]) for t, k in cells)))
-    return rows
-
-
-def _row(*cells: str) -> str:
-    """One Markdown table row."""
-    return "| " + " | ".join(cells) + " |"
-
-
-def _percent(value: float | None) -> str:
-    """A 0..1 value in percent with one decimal; a dash where undefined."""
-    return "–" if value is None or math.isnan(value) else f"{100 * value:.1f}"

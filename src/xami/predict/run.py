@@ -386,10 +386,13 @@ def _assemble(records: list[dict[str, Any]], out: Path, prov: dict[str, Any],
         coco = _coco_results(records, coco_image_ids(records, gt_ids, gt))
         write_text_atomic(out / "predictions.coco.json", json.dumps(coco) + "\n")
         if gt_ids is not None and len(unmatched) < len(records):  # else nothing to evaluate
-            from xami.eval.metrics import evaluate
+            from xami.eval import evaluate
+            from xami.report.evaluation import write_evaluation
             gt_images = set(gt_ids.values())
-            metrics = evaluate(gt, [e for e in coco if e["image_id"] in gt_images], out,
-                               conf=prov["settings"]["conf"])
+            evaluation = evaluate(gt, [e for e in coco if e["image_id"] in gt_images],
+                                  conf=prov["settings"]["conf"])
+            write_evaluation(out, evaluation)
+            metrics = evaluation.metrics
     manifest = write_manifest(records, out)
     summary = RunSummary(records, time.perf_counter() - start, out / "run.json", metrics,
                          manifest, unmatched)
