@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from xami import __version__
 from xami.errors import MissingExtraError, UsageError, XamiError
 from xami.extras import missing_extra
+from xami.instrument import RELEASED_SIZE
 from xami.models.detector import BACKENDS, DEFAULT_BACKEND, DetectorConfig
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preprocess", help="rebin and stretch OM FITS images to 8-bit XAMI frames")
     p.add_argument("inputs", nargs="+", help="FITS files (file.fits[HDU] picks an HDU)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--size", type=int, default=512, help="output frame size, pixels (default 512)")
+    p.add_argument("--size", type=int, default=RELEASED_SIZE,
+                   help="output frame size, pixels (default %(default)s)")
     p.add_argument("--asinh-a", type=float, default=None,
                    help="Asinh stretch parameter a (default: xami.preprocess.DEFAULT_ASINH_A)")
     p.set_defaults(func=_cmd_preprocess)

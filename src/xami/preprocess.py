@@ -325,7 +325,8 @@ def stretch_to_uint8(data: np.ndarray, *, asinh_a: float = DEFAULT_ASINH_A,
     return np.flipud(frame), params
 
 
-def preprocess_image(om: OMImage, *, size: int = 512, asinh_a: float | None = None) -> Frame:
+def preprocess_image(om: OMImage, *, size: int = RELEASED_SIZE,
+                     asinh_a: float | None = None) -> Frame:
     """Rebin an OM image to ``size x size`` and stretch it to an 8-bit frame (paper §2).
 
     Parameters
@@ -500,7 +501,8 @@ def read_sidecar(path: str | os.PathLike[str]) -> tuple[dict[str, Any], WCS | No
 
 
 def preprocess_files(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
-                     *, size: int = 512, asinh_a: float | None = None) -> list[tuple[str, str]]:
+                     *, size: int = RELEASED_SIZE,
+                     asinh_a: float | None = None) -> list[tuple[str, str]]:
     """Preprocess OM FITS files into ``OUT/NAME.png`` frames with ``OUT/NAME.json`` sidecars.
 
     ``NAME`` is the file name without FITS endings (``S0123456789_V.fits.gz`` ->

@@ -24,11 +24,9 @@ from scipy import ndimage
 
 from xami.classes import BY_COCO_ID, CLASSES
 from xami.data.records import Annotation, Dataset, ImageRecord
+from xami.instrument import RELEASED_SIZE
 from xami.io.atomic import write_text_atomic
 from xami.io.images import read_frame
-
-FRAME_SIZE = 512
-"""Side of the frame positions are given in (pixels)."""
 
 RING_WIDTH = 8
 """Width (pixels, square dilation) of the background ring around an instance."""
@@ -182,8 +180,8 @@ def _box_values(ann: Annotation, record: ImageRecord) -> dict[str, float]:
     x0, y0, x1, y1 = (float(v) for v in ann.bbox)
     w, h = x1 - x0, y1 - y0
     return {"width": w, "height": h, "aspect": h / w if w > 0 else float("nan"),
-            "x": (x0 + x1) / 2 * FRAME_SIZE / record.width,
-            "y": (y0 + y1) / 2 * FRAME_SIZE / record.height}
+            "x": (x0 + x1) / 2 * RELEASED_SIZE / record.width,
+            "y": (y0 + y1) / 2 * RELEASED_SIZE / record.height}
 
 
 def instance_contrast(frame: np.ndarray, mask: np.ndarray, annotated: np.ndarray, *,

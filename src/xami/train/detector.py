@@ -15,6 +15,7 @@ from xami.data.records import Annotation, Dataset
 from xami.data.yolo import read_yolo, write_yolo
 from xami.errors import CheckpointError, DatasetError
 from xami.io.atomic import write_text_atomic
+from xami.models.detector import DetectorConfig
 from xami.models.safe_load import read_ultralytics_checkpoint
 from xami.models.ultralytics_setup import ultralytics_offline
 
@@ -65,7 +66,7 @@ class DetectorTrainConfig:
     epochs: int = 300
     hours: float | None = None
     batch: int = 16
-    imgsz: int = 512
+    imgsz: int = DetectorConfig.imgsz
     patience: int = 0
     mosaic: float = 0.0
     hsv: float = 0.0
