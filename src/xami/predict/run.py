@@ -341,7 +341,7 @@ def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
     if in_flight is not None and in_flight < 1:
         raise UsageError(None, f"in_flight must be a positive integer, got {in_flight!r}")
     gt_ids = None if gt is None else {Path(r.file_name).stem: r.image_id for r in read_coco(gt)}
-    prov = provenance(pipeline)
+    prov = provenance(pipeline.spec if isinstance(pipeline, Pipeline) else pipeline)
     with hold_run_folder(out) as run_id:
         work = functools.partial(process_image, pipeline=pipeline, out_dir=out, config=config,
                                  cards=_provenance_cards(prov), run_id=run_id,
