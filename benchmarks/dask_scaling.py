@@ -55,7 +55,7 @@ def timed_run(inputs: list[str], out: Path, spec: PipelineSpec, **options: Any
     start = time.perf_counter()
     summary = run_predict(inputs, out, pipeline=spec, progress=False, **options)
     wall = time.perf_counter() - start
-    per_image = [r["seconds"] for r in summary.records if r["status"] == "done"]
+    per_image = [r.seconds for r in summary.records if r.status == "done"]
     return {"images": len(summary.records), "failed": len(summary.failures),
             "wall_s": wall, "images_per_s": len(summary.records) / wall,
             "mean_image_s": sum(per_image) / max(len(per_image), 1)}

@@ -8,9 +8,9 @@ Usage::
 
 The default detector is the bundled one, run through `xami.Pipeline` (detector masks, streaks fitted
 to their columns; ``--no-streak-fit`` keeps the detector's streak masks). With ``--segmentor`` the
-detector's boxes prompt that SAM checkpoint at ``--sam-size``: two runs with the same checkpoint at
-512 and 1024 give the accuracy of the native 512 mode against the paper's 1024 mode. AP is
-pycocotools' (COCO definition), per class too.
+detector's boxes prompt that SAM checkpoint at ``--sam-size`` (on ONNX Runtime, as the detector):
+two runs with the same checkpoint at 512 and 1024 give the accuracy of the native 512 mode against
+the paper's 1024 mode. AP is pycocotools' (COCO definition), per class too.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from xami.data.coco import COCO_FILE_NAME
 from xami.errors import NoDetectionsWarning
 from xami.eval import coco_ap
 from xami.io.images import read_frame
-from xami.models.detector import DetectorConfig, load_detector
-from xami.models.segmentor import load_segmentor
-from xami.pipeline import Pipeline
+from xami.models.detector import DetectorConfig
+from xami.pipeline import PipelineSpec
 from xami.postprocess import StreakFitConfig
 from xami.priors import PriorConfig
 
@@ -58,11 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     dataset = load_dataset(args.data)
-    segmentor = (None if args.segmentor is None
-                 else load_segmentor(args.segmentor, sam_size=args.sam_size))
-    pipeline = Pipeline(load_detector(args.detector), segmentor, conf=args.conf,
-                        streak_fit=None if args.no_streak_fit else StreakFitConfig(),
-                        priors=None if args.no_priors else PriorConfig())
+    pipeline = PipelineSpec(args.detector, args.segmentor, sam_size=args.sam_size,
+                            conf=args.conf,
+                            streak_fit=None if args.no_streak_fit else StreakFitConfig(),
+                            priors=None if args.no_priors else PriorConfig()).build()
     warnings.simplefilter("ignore", NoDetectionsWarning)
     results, start = [], time.perf_counter()
     records = dataset.splits[args.split]

@@ -20,7 +20,7 @@ from xami.errors import CheckpointError, InputError
 from xami.io.fits import write_fits
 from xami.io.images import write_frame
 from xami.pipeline import PipelineSpec, cached_pipeline, pipeline_loads
-from xami.predict import dask_client, run_predict
+from xami.predict import ImageResult, dask_client, run_predict
 from xami.products import read_mask_fits
 from xami.sim.dataset import simulate_index
 
@@ -64,7 +64,8 @@ def _files(root: Path) -> dict[str, Path]:
     return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _stable(record: dict) -> dict:
+def _stable(record: dict | ImageResult) -> dict:
+    record = record.to_json() if isinstance(record, ImageResult) else record
     return {k: v for k, v in record.items() if k not in VOLATILE}
 
 
@@ -104,18 +105,18 @@ def test_dask_run_writes_what_a_local_run_writes(client, inputs, local_run, tmp_
         np.testing.assert_array_equal(a.ids, b.ids)
         assert a.table.pformat() == b.table.pformat()
     assert [_stable(r) for r in summary.records] == [_stable(r) for r in local_run.records]
-    assert [r["reason"] is not None for r in summary.records] == [
-        r["status"] == "failed" for r in summary.records]
+    assert [r.reason is not None for r in summary.records] == [
+        r.status == "failed" for r in summary.records]
     _assert_complete(tmp_path, inputs)
     rows = _manifest(tmp_path)
-    assert [r["worker"] for r in rows] == [r["worker"] for r in summary.records]
+    assert [r["worker"] for r in rows] == [r.worker for r in summary.records]
     assert {r["worker"] for r in rows} <= set(client.nthreads())
     for row, record in zip(rows, summary.records, strict=True):
-        classes = [i["class"].replace("-", "_") for i in record["instances"]]
+        classes = [i["class"].replace("-", "_") for i in record.instances]
         assert {k: v for k, v in row.items() if k.startswith("n_") and v} == {
             f"n_{c}": classes.count(c) for c in set(classes)}
-        assert (row["fits"], row["png"]) == (record["outputs"].get("fits"),
-                                             record["outputs"].get("png"))
+        assert (row["fits"], row["png"]) == (record.outputs.get("fits"),
+                                             record.outputs.get("png"))
     loads = client.run(pipeline_loads)
     # glibc's own malloc trim threshold, not Dask's 64 KiB (which slows torch down 1.4x)
     assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}

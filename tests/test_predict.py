@@ -87,7 +87,7 @@ def test_products_of_every_fits_input(fits_run, sims):
     assert run["models"]["detector"]["sha256"] and len(run["models"]["detector"]["sha256"]) == 64
     coco = json.loads((out / "predictions.coco.json").read_text())
     assert sorted({e["image_id"] for e in coco}) <= [1, 2]
-    assert len(coco) == sum(len(r["instances"]) for r in summary.records)
+    assert len(coco) == sum(len(r.instances) for r in summary.records)
     assert _no_temporary_files(out)
     assert "images (2 done, 0 failed)" in summary.line()
 
@@ -98,7 +98,7 @@ def test_fits_mask_bits_wcs_and_table(fits_run, sims):
         product = read_mask_fits(root / "out" / f"{sim.stem}.xami.fits")
         assert product.bitmask.shape == (512, 512) and product.bitmask.dtype == np.int16
         assert product.input_factor == 4
-        assert len(product.table) == len(record["instances"])
+        assert len(product.table) == len(record.instances)
         np.testing.assert_array_equal(product.bitmask != 0, product.ids != 0)
         for row in product.table:
             inside = product.ids == row["ID"]
@@ -120,7 +120,7 @@ def test_fits_mask_bits_wcs_and_table(fits_run, sims):
 
 def test_regions_cover_the_predicted_masks(fits_run, sims):
     root, summary = fits_run
-    assert sum(len(r["instances"]) for r in summary.records) > 0
+    assert sum(len(r.instances) for r in summary.records) > 0
     for sim in sims:
         product = read_mask_fits(root / "out" / f"{sim.stem}.xami.fits")
         regions = Regions.read(root / "out" / f"{sim.stem}.reg", format="ds9")
@@ -249,7 +249,7 @@ def test_gt_gives_image_ids_and_metrics(tmp_path, pipeline):
                           config=PredictConfig(formats=("coco",)))
     ids = {Path(img["file_name"]).stem: img["id"] for img in json.loads(gt.read_text())["images"]}
     coco = json.loads((tmp_path / "out" / "predictions.coco.json").read_text())
-    names = {r["name"]: len(r["instances"]) for r in summary.records}
+    names = {r.name: len(r.instances) for r in summary.records}
     for name, count in names.items():
         assert sum(e["image_id"] == ids[name] for e in coco) == count
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -274,7 +274,7 @@ def test_png_with_sidecar_native_grid_and_self_overwrite(tmp_path, sims, pipelin
     np.testing.assert_allclose(native.wcs.wcs.crpix, sim.wcs.wcs.crpix)
     np.testing.assert_array_equal(native.bitmask[::4, ::4], from_png.bitmask)
     summary = run_predict([png], tmp_path / "frames", pipeline=pipeline, progress=False)
-    assert "would overwrite the input" in summary.failures[0]["reason"]
+    assert "would overwrite the input" in summary.failures[0].reason
 
 
 def test_threads_option_sets_torch_threads(tmp_path, sims):
@@ -308,7 +308,7 @@ def test_segmentor_run_on_onnx_int8_records_its_settings(tmp_path, capsys):
     assert not (tmp_path / "bad").exists() and not (tmp_path / "cli").exists()
     spec = PipelineSpec(segmentor=checkpoint, sam_size=256, backend="onnx", quantize="int8")
     summary = run_predict([frame], tmp_path / "run", pipeline=spec, progress=False)
-    assert not summary.failures and summary.records[0]["instances"]
+    assert not summary.failures and summary.records[0].instances
     settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
     assert {k: settings[k] for k in ("backend", "sam_size", "quantize")} == {
         "backend": "onnx", "sam_size": 256, "quantize": "int8"}

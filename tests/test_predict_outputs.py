@@ -178,7 +178,7 @@ def test_gt_that_misses_inputs_warns_and_keeps_their_predictions(tmp_path, frame
                               progress=False, config=PredictConfig(formats=("coco",)))
     assert summary.gt_unmatched == [OMEGA]
     coco = json.loads((tmp_path / "out" / "predictions.coco.json").read_text())
-    counts = {r["name"]: len(r["instances"]) for r in summary.records}
+    counts = {r.name: len(r.instances) for r in summary.records}
     assert counts[OMEGA] and sum(e["image_id"] == 6 for e in coco) == counts[OMEGA]
     assert sum(e["image_id"] == 5 for e in coco) == counts["a"]
     assert summary.metrics["images"] == 1

@@ -45,7 +45,7 @@ def test_resume_redoes_images_whose_settings_or_content_changed(tmp_path, frames
     assert "redone" not in run(0.2).line() and _records(out) == before  # same: reused
     stricter = run(0.9)
     assert "2 redone: settings changed" in stricter.line()
-    assert all(i["score"] >= 0.9 for r in stricter.records for i in r["instances"])
+    assert all(i["score"] >= 0.9 for r in stricter.records for i in r.instances)
     kept = _records(out)["f0.json"]
     write_frame(folder / "f1.png", np.roll(frames[1], 50, axis=0))
     changed = run(0.9)

@@ -10,7 +10,7 @@ import pytest
 from xami.classes import BY_NAME
 from xami.cli import _prior_config, build_parser
 from xami.pipeline import PipelineSpec
-from xami.predict.run import _provenance_cards, provenance
+from xami.predict.provenance import _provenance_cards, provenance
 from xami.priors import (
     CentralRingPrior,
     PriorConfig,

@@ -370,7 +370,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               f"--gt (by file name): {', '.join(summary.gt_unmatched)}; their predictions have "
               f"image ids of their own and are not evaluated", file=sys.stderr)
     for record in summary.failures:
-        print(f"failed: {record['reason']}", file=sys.stderr)
+        print(f"failed: {record.reason}", file=sys.stderr)
     print(f"xami predict: {summary.line()}; outputs in {args.out}")
     if summary.metrics is not None:
         from xami.report.evaluation import mask_ap_line

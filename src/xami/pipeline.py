@@ -9,7 +9,7 @@ import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule,
 from xami.preprocess import frame_rebin_factor, preprocess_om_image
 from xami.priors import PriorConfig, apply_priors
 from xami.structures import Instances
+
+if TYPE_CHECKING:
+    from xami.models.segmentor import Segmentor
 
 SCORE_DECIMALS = 4
 """Decimals of the scores `Pipeline.predict` returns (and every output holds). Torch's float sums
@@ -55,96 +58,14 @@ def read_input_frame(path: str | os.PathLike[str]) -> np.ndarray:
     return preprocess_om_image(read_om_image(path)).image
 
 
-class Pipeline:
-    """Detector, then (optionally) segmentor and the faint rule, the streak fit, the priors.
-
-    Parameters
-    ----------
-    detector : Detector, optional
-        The detector (None: the bundled weights).
-    segmentor : Segmentor, optional
-        A `xami.models.segmentor.Segmentor`; None runs the detector alone, whose masks are kept.
-    conf : float
-        Detector confidence threshold (default `DetectorConfig.conf`).
-    faint_rule : FaintRuleConfig
-        The faint rule applied after the segmentor.
-    streak_fit : StreakFitConfig or None
-        The read-out-streak column fit (`xami.postprocess.apply_streak_fit`); None keeps the
-        model's streak masks.
-    priors : PriorConfig or None
-        What the instrument knows (`xami.priors.apply_priors`): one central ring at its fixed
-        position, smoke rings tied to a parent, streaks on a bright source's column cut to their
-        visible part; None switches all of them off.
-
-    Examples
-    --------
-    >>> pipe = Pipeline(conf=0.2)  # doctest: +SKIP
-    >>> instances = pipe.predict("S0743200101_V.jpg")  # doctest: +SKIP
-    """
-
-    def __init__(self, detector: Detector | None = None, segmentor: Any | None = None, *,
-                 conf: float = DetectorConfig.conf, faint_rule: FaintRuleConfig = FaintRuleConfig(),
-                 streak_fit: StreakFitConfig | None = StreakFitConfig(),
-                 priors: PriorConfig | None = PriorConfig()) -> None:
-        self.detector = detector or load_detector()
-        self.detector.config = replace(self.detector.config, conf=conf)
-        self.segmentor = segmentor
-        self.faint_rule = faint_rule
-        self.streak_fit = streak_fit
-        self.priors = priors
-
-    def predict(self, image_or_path: np.ndarray | str | os.PathLike[str]) -> Instances:
-        """Find the artefacts of one image.
-
-        Parameters
-        ----------
-        image_or_path : numpy.ndarray or str or os.PathLike
-            An 8-bit frame (``uint8 [H, W]`` or ``[H, W, 3]``) or a file (FITS, PNG, JPEG).
-
-        Returns
-        -------
-        Instances
-            Masks at the frame's size; with a segmentor, scores are the detector's confidences
-            and masks the segmentor's (or the detector's where the faint rule says so);
-            read-out streaks are fitted to the frame's columns; then the instrument priors
-            adjust scores, classes and streak extents. Scores are rounded to `SCORE_DECIMALS`
-            and boxes to `BOX_DECIMALS`, so that outputs do not depend on the thread count. A
-            frame without detections is returned empty, with a `NoDetectionsWarning`, priors
-            or not.
-
-        Raises
-        ------
-        xami.errors.InputError
-            The frame is not square with a side from 64 to 512 (`xami.preprocess.SIZE_RULE`;
-            FITS files are rebinned first), or the file cannot be read.
-        """
-        frame = (read_input_frame(image_or_path) if isinstance(image_or_path, str | Path)
-                 else np.asarray(image_or_path))
-        frame_rebin_factor(frame.shape, rebin=False)  # a size the models read, or why not
-        detections = self.detector.predict(frame)
-        if len(detections) == 0:
-            warnings.warn("no artefact detected", NoDetectionsWarning, stacklevel=2)
-            return detections
-        found = detections
-        if self.segmentor is not None:
-            segmented = self.segmentor.predict(frame, detections.boxes, labels=detections.labels)
-            segmented = Instances(segmented.boxes, segmented.masks, detections.labels,
-                                  detections.scores)
-            found = apply_faint_rule(frame, segmented, detections, config=self.faint_rule)
-        if self.streak_fit is not None:
-            found = apply_streak_fit(frame, found, config=self.streak_fit)
-        if self.priors is not None:
-            found = apply_priors(frame, found, config=self.priors)
-        return Instances(found.boxes.round(BOX_DECIMALS), found.masks, found.labels,
-                         found.scores.round(SCORE_DECIMALS))
-
-
 @dataclass(frozen=True)
 class PipelineSpec:
-    """The settings a `Pipeline` is built from: small, hashable and picklable (what Dask sends).
+    """The description of a pipeline: small, hashable and picklable (what Dask sends).
 
-    Model paths are stored absolute, so that workers started in another folder find them; they
-    must lie on a filesystem the workers see.
+    Everything a run states about its models and settings (``run.json``, the FITS cards) is
+    read from it (`xami.predict.provenance.provenance`). Model paths are stored absolute, so
+    that workers started in another folder find them; they must lie on a filesystem the workers
+    see.
 
     Attributes
     ----------
@@ -154,7 +75,9 @@ class PipelineSpec:
     segmentor : str or os.PathLike, optional
         SAM checkpoint (`xami.models.segmentor.load_segmentor`); None: the detector alone.
     sam_size : int, optional
-        Segmentor input side in pixels; None: the checkpoint's (`load_segmentor`).
+        Segmentor input side in pixels; None: the size saved in the checkpoint (`load_segmentor`),
+        and recorded as None: a run states the size it was asked for, so that a local and a Dask
+        run of one spec record the same without reading the checkpoint.
     backend : str
         ``"torch"`` or ``"onnx"`` (ONNX Runtime, exported once and cached next to the weights),
         for the detector and the segmentor.
@@ -166,9 +89,12 @@ class PipelineSpec:
     faint_rule : FaintRuleConfig
         The faint rule applied after the segmentor.
     streak_fit : StreakFitConfig or None
-        The read-out-streak column fit; None keeps the model's streak masks.
+        The read-out-streak column fit (`xami.postprocess.apply_streak_fit`); None keeps the
+        model's streak masks.
     priors : PriorConfig or None
-        The instrument priors (`xami.priors`); None switches them off.
+        What the instrument knows (`xami.priors.apply_priors`): one central ring at its fixed
+        position, smoke rings tied to a parent, streaks on a bright source's column cut to their
+        visible part; None switches all of them off.
 
     Raises
     ------
@@ -216,16 +142,123 @@ class PipelineSpec:
         xami.errors.CheckpointError
             A model file is missing or cannot be loaded.
         """
-        segmentor = None
-        if self.segmentor is not None:
-            from xami.models.segmentor import load_segmentor  # torch, xami[train]
+        return Pipeline(self)
 
-            segmentor = load_segmentor(self.segmentor, sam_size=self.sam_size,
-                                       backend=self.backend, quantize=self.quantize)
-        detector = load_detector(self.detector, backend=self.backend)
-        return Pipeline(detector, segmentor, conf=self.conf,
-                        faint_rule=self.faint_rule, streak_fit=self.streak_fit,
-                        priors=self.priors)
+
+class Pipeline:
+    """Detector, then (optionally) segmentor and the faint rule, the streak fit, the priors.
+
+    Parameters
+    ----------
+    spec : PipelineSpec
+        The description: every setting is read from it and the models not given are loaded
+        from it.
+    detector : Detector, optional
+        A built detector, used instead of the spec's.
+    segmentor : Segmentor, optional
+        A built `xami.models.segmentor.Segmentor` (torch or ONNX), used instead of the spec's.
+
+    Attributes
+    ----------
+    spec : PipelineSpec
+        What this pipeline runs: ``spec`` with the ``source`` and ``backend`` of the models
+        given (and the ``sam_size`` and ``quantize`` of a segmentor given). The models it
+        loads follow that backend.
+    detector : Detector
+    segmentor : Segmentor or None
+        None runs the detector alone, whose masks are kept.
+
+    Raises
+    ------
+    xami.errors.InputError
+        The detector and the segmentor given run on different backends (a spec states one).
+    xami.errors.CheckpointError
+        A model file of the spec is missing or cannot be loaded.
+
+    Examples
+    --------
+    >>> pipe = Pipeline(PipelineSpec(conf=0.2))  # doctest: +SKIP
+    >>> instances = pipe.predict(frame)  # doctest: +SKIP
+    """
+
+    def __init__(self, spec: PipelineSpec = PipelineSpec(), *, detector: Detector | None = None,
+                 segmentor: Segmentor | None = None) -> None:
+        self.spec = _described(spec, detector, segmentor)
+        self.segmentor = segmentor if segmentor is not None else _spec_segmentor(self.spec)
+        self.detector = detector or load_detector(self.spec.detector, backend=self.spec.backend)
+        self.detector.config = replace(self.detector.config, conf=self.spec.conf)
+
+    def predict(self, image_or_path: np.ndarray | str | os.PathLike[str]) -> Instances:
+        """Find the artefacts of one image.
+
+        Parameters
+        ----------
+        image_or_path : numpy.ndarray or str or os.PathLike
+            An 8-bit frame (``uint8 [H, W]`` or ``[H, W, 3]``) or a file (FITS, PNG, JPEG).
+
+        Returns
+        -------
+        Instances
+            Masks at the frame's size; with a segmentor, scores are the detector's confidences
+            and masks the segmentor's (or the detector's where the faint rule says so);
+            read-out streaks are fitted to the frame's columns; then the instrument priors
+            adjust scores, classes and streak extents. Scores are rounded to `SCORE_DECIMALS`
+            and boxes to `BOX_DECIMALS`, so that outputs do not depend on the thread count. A
+            frame without detections is returned empty, with a `NoDetectionsWarning`, priors
+            or not.
+
+        Raises
+        ------
+        xami.errors.InputError
+            The frame is not square with a side from 64 to 512 (`xami.preprocess.SIZE_RULE`;
+            FITS files are rebinned first), or the file cannot be read.
+        """
+        frame = (read_input_frame(image_or_path) if isinstance(image_or_path, str | Path)
+                 else np.asarray(image_or_path))
+        frame_rebin_factor(frame.shape, rebin=False)  # a size the models read, or why not
+        detections = self.detector.predict(frame)
+        if len(detections) == 0:
+            warnings.warn("no artefact detected", NoDetectionsWarning, stacklevel=2)
+            return detections
+        found = detections
+        spec = self.spec
+        if self.segmentor is not None:
+            segmented = self.segmentor.predict(frame, detections.boxes, labels=detections.labels)
+            segmented = Instances(segmented.boxes, segmented.masks, detections.labels,
+                                  detections.scores)
+            found = apply_faint_rule(frame, segmented, detections, config=spec.faint_rule)
+        if spec.streak_fit is not None:
+            found = apply_streak_fit(frame, found, config=spec.streak_fit)
+        if spec.priors is not None:
+            found = apply_priors(frame, found, config=spec.priors)
+        return Instances(found.boxes.round(BOX_DECIMALS), found.masks, found.labels,
+                         found.scores.round(SCORE_DECIMALS))
+
+
+def _described(spec: PipelineSpec, detector: Detector | None,
+               segmentor: Segmentor | None) -> PipelineSpec:
+    """``spec`` with the files, backend and segmentor settings of the built models given."""
+    given = [engine for engine in (detector, segmentor) if engine is not None]
+    if len({engine.backend for engine in given}) > 1:
+        raise UsageError(None, f"the detector runs on {detector.backend} and the segmentor on "
+                               f"{segmentor.backend}: a pipeline runs on one backend")
+    changes: dict[str, Any] = {"backend": given[0].backend} if given else {}
+    if detector is not None:
+        changes["detector"] = detector.source or None
+    if segmentor is not None:
+        changes.update(segmentor=segmentor.source or None, sam_size=segmentor.config.sam_size,
+                       quantize=getattr(segmentor, "quantize", None))
+    return replace(spec, **changes)
+
+
+def _spec_segmentor(spec: PipelineSpec) -> Segmentor | None:
+    """The segmentor of ``spec`` (torch is imported only when there is one: xami[train])."""
+    if spec.segmentor is None:
+        return None
+    from xami.models.segmentor import load_segmentor
+
+    return load_segmentor(spec.segmentor, sam_size=spec.sam_size, backend=spec.backend,
+                          quantize=spec.quantize)
 
 
 def cached_pipeline(spec: PipelineSpec) -> Pipeline:

@@ -76,6 +76,11 @@ class Detector:
         self.config = config
         self.source = source
 
+    @property
+    def backend(self) -> str:
+        """What the model runs on: ``"onnx"`` (ONNX Runtime) or ``"torch"``."""
+        return "onnx" if isinstance(self.model, OnnxYolo) else "torch"
+
     def predict(self, image: np.ndarray) -> Instances:
         """Detect artefacts in one frame.
 

@@ -79,6 +79,8 @@ class OnnxSegmentor(Segmentor):
     (3, 512, 512)
     """
 
+    backend = "onnx"
+
     def __init__(self, encoder: ort.InferenceSession, decoder: ort.InferenceSession,
                  config: SegmentorConfig, *, quantize: str | None = None) -> None:
         self.encoder = encoder

@@ -193,6 +193,8 @@ class Segmentor:
 
     source: str = ""
     """The checkpoint it was loaded from (`load_segmentor`); empty for a built model."""
+    backend: str = "torch"
+    """What the model runs on."""
 
     def __init__(self, model: nn.Module, config: SegmentorConfig = SegmentorConfig()) -> None:
         self.model = model

@@ -7,11 +7,11 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xami.errors import UsageError
 from xami.extras import import_extra
-from xami.predict.records import _failed, _write_record
+from xami.predict.image_result import FAILED, ImageResult, write_result
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -76,9 +76,9 @@ def dask_client(address: str | None = None, *, workers: int | None = None,
         yield client
 
 
-def _dask_results(client: Client, work: Callable[..., dict[str, Any]],
+def _dask_results(client: Client, work: Callable[..., ImageResult],
                   todo: list[tuple[int, str, str]], out: Path, in_flight: int | None
-                  ) -> Iterator[tuple[int, dict[str, Any]]]:
+                  ) -> Iterator[tuple[int, ImageResult]]:
     """(index, record) of each image as the cluster finishes it, submitted in bounded batches."""
     # at most `limit` images queued or running (looked up again at each batch, as workers
     # join), so the scheduler never holds the whole run and each result is released at once
@@ -104,9 +104,9 @@ def _dask_results(client: Client, work: Callable[..., dict[str, Any]],
             try:
                 record = future.result()
             except KilledWorker:  # the image killed every worker that tried it: go on
-                record = _failed(spec, name, f"{spec}: the Dask workers predicting it died "
-                                             f"(crash or out of memory?)")
-                _write_record(out, record)
+                record = ImageResult(spec, name, FAILED, f"{spec}: the Dask workers predicting "
+                                                         f"it died (crash or out of memory?)")
+                write_result(out, record)
             if len(tasks) <= limit // 2:
                 top_up()
             yield i, record
@@ -114,8 +114,8 @@ def _dask_results(client: Client, work: Callable[..., dict[str, Any]],
         client.cancel(list(running.futures))
 
 
-def _predict_on_worker(work: Callable[..., dict[str, Any]], spec: str, name: str
-                       ) -> dict[str, Any]:
+def _predict_on_worker(work: Callable[..., ImageResult], spec: str, name: str
+                       ) -> ImageResult:
     """`process_image` as a Dask task, recording the worker's address."""
     from distributed import get_worker
 

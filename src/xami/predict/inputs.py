@@ -17,7 +17,7 @@ import numpy as np
 from xami.errors import InputError
 from xami.io.fits import FITS_SUFFIXES, is_fits_name, read_om_image, split_selector
 from xami.io.images import IMAGE_SUFFIXES, read_frame
-from xami.predict.records import _SUFFIX, _read_record
+from xami.predict.image_result import _SUFFIX, _read_record
 from xami.preprocess import flip_wcs_rows, preprocess_om_image, read_sidecar, rebin_wcs
 from xami.products import MaskGrid
 

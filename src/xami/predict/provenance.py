@@ -10,35 +10,50 @@ from typing import Any
 from xami import __version__
 from xami.io.atomic import file_sha256
 from xami.models.detector import bundled_detector
-from xami.pipeline import Pipeline, PipelineSpec
+from xami.pipeline import PipelineSpec
 
 
-def provenance(pipeline: Pipeline | PipelineSpec) -> dict[str, Any]:
-    """``run.json`` description of the models and thresholds of a pipeline or its settings."""
-    def model(source: str | None) -> dict[str, str] | None:
-        if not source:
-            return None
-        path = Path(source)
-        return {"path": str(path), "sha256": file_sha256(path) if path.is_file() else ""}
+def provenance(spec: PipelineSpec) -> dict[str, Any]:
+    """What a run states about a pipeline: ``run.json``'s ``models`` and ``settings``.
 
-    if isinstance(pipeline, PipelineSpec):
-        sources = (str(pipeline.detector or bundled_detector(pipeline.backend)), pipeline.segmentor)
-        conf, backend, quantize = pipeline.conf, pipeline.backend, pipeline.quantize
-        sam_size = pipeline.sam_size if pipeline.segmentor else None
-    else:
-        segmentor = pipeline.segmentor
-        sources = (pipeline.detector.source, segmentor.source if segmentor else None)
-        conf = pipeline.detector.config.conf
-        backend = "onnx" if pipeline.detector.source.endswith(".onnx") else "torch"
-        quantize = getattr(segmentor, "quantize", None)
-        sam_size = segmentor.config.sam_size if segmentor else None
+    A function of the spec alone (`xami.pipeline.Pipeline.spec` for built models), so that a
+    local run and a Dask run of one spec state the same. ``sam_size`` is the spec's: None when
+    the checkpoint's own size is used (the checkpoint is not read to tell it).
+
+    Parameters
+    ----------
+    spec : PipelineSpec
+        The pipeline's description.
+
+    Returns
+    -------
+    dict
+        ``models``: ``detector`` and ``segmentor`` (None without one), each ``path`` and
+        ``sha256`` (empty when not a file); ``settings``: ``conf``, ``faint_threshold``,
+        ``streak_fit``, ``backend``, ``sam_size``, ``quantize``, ``priors``.
+
+    Examples
+    --------
+    >>> provenance(PipelineSpec(conf=0.3))["settings"]["conf"]
+    0.3
+    """
+    detector = str(spec.detector or bundled_detector(spec.backend))
     return {
-        "models": {"detector": model(sources[0]), "segmentor": model(sources[1])},
-        "settings": {"conf": conf, "faint_threshold": pipeline.faint_rule.threshold,
-                     "streak_fit": pipeline.streak_fit is not None, "backend": backend,
-                     "sam_size": sam_size, "quantize": quantize,
-                     "priors": None if pipeline.priors is None else asdict(pipeline.priors)},
+        "models": {"detector": _model(detector), "segmentor": _model(spec.segmentor)},
+        "settings": {"conf": spec.conf, "faint_threshold": spec.faint_rule.threshold,
+                     "streak_fit": spec.streak_fit is not None, "backend": spec.backend,
+                     "sam_size": spec.sam_size if spec.segmentor else None,
+                     "quantize": spec.quantize,
+                     "priors": None if spec.priors is None else asdict(spec.priors)},
     }
+
+
+def _model(source: str | None) -> dict[str, str] | None:
+    """A model file and its SHA-256 (empty when it is not a file)."""
+    if not source:
+        return None
+    path = Path(source)
+    return {"path": str(path), "sha256": file_sha256(path) if path.is_file() else ""}
 
 
 def _provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:

@@ -13,14 +13,12 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xami.io.atomic import file_sha256
+from xami.predict.config import PredictConfig
+from xami.predict.image_result import FAILED, ContentKey, ImageResult, output_files
 from xami.predict.inputs import input_files
-from xami.predict.records import _outputs
-
-if TYPE_CHECKING:
-    from xami.predict.run import PredictConfig
 
 SETTINGS_CHANGED = "settings changed"
 INPUT_CHANGED = "input changed"
@@ -49,18 +47,18 @@ def input_sha256(spec: str) -> str | None:
     return digest.hexdigest()
 
 
-def redo_reason(record: dict[str, Any] | None, spec: str, key: dict[str, str | None],
-                out_dir: Path, config: PredictConfig) -> str | None:
+def redo_reason(record: ImageResult | None, spec: str, key: ContentKey, out_dir: Path,
+                config: PredictConfig) -> str | None:
     """Why an earlier record cannot stand for this input in this run (None: it can; "" : none).
 
     Parameters
     ----------
-    record : dict or None
+    record : ImageResult or None
         The earlier record of the input's output name (None: there is none).
     spec : str
         The input.
-    key : dict
-        ``input_sha256`` and ``settings_sha256`` of this run.
+    key : ContentKey
+        What this run makes the input's outputs from.
     out_dir : pathlib.Path
         The run folder.
     config : PredictConfig
@@ -76,22 +74,21 @@ def redo_reason(record: dict[str, Any] | None, spec: str, key: dict[str, str | N
         return ""
     if config.overwrite:
         return OVERWRITE
-    if "settings_sha256" not in record:
+    if record.key is None:
         return NO_KEY
-    if record["settings_sha256"] != key["settings_sha256"]:
+    if record.key.settings_sha256 != key.settings_sha256:
         return SETTINGS_CHANGED
-    if record.get("input") != spec or record["input_sha256"] != key["input_sha256"]:
+    if record.input != spec or record.key.input_sha256 != key.input_sha256:
         return INPUT_CHANGED
-    if record["status"] == "failed":
+    if record.status == FAILED:
         return RETRY if config.retry_failed else None
-    wanted = _outputs(record["name"], config.formats)
-    if record.get("outputs") != wanted or not all((out_dir / rel).is_file()
-                                                  for rel in wanted.values()):
+    wanted = output_files(record.name, config.formats)
+    if record.outputs != wanted or not all((out_dir / rel).is_file() for rel in wanted.values()):
         return OUTPUTS_MISSING
     return None
 
 
-def redone_line(records: Sequence[dict[str, Any]]) -> str:
+def redone_line(records: Sequence[ImageResult]) -> str:
     """``3 redone: settings changed, 1 redone: input changed`` (empty when none was redone)."""
-    counts = Counter(r.get("redone") for r in records if r.get("redone"))
+    counts = Counter(r.redone for r in records if r.redone)
     return ", ".join(f"{n} redone: {why}" for why, n in counts.most_common())
