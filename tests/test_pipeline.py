@@ -1,6 +1,8 @@
-"""Pipeline: inputs (array, PNG, FITS), detector-only results, empty results warn."""
+"""Pipeline: frames in (arrays only), detector-only results, empty results warn."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,10 +10,8 @@ import torch
 
 import xami
 from xami.errors import NoDetectionsWarning
-from xami.io.fits import write_image_fits
-from xami.io.images import write_frame
 from xami.models.detector import DetectorConfig, load_detector
-from xami.pipeline import Pipeline, read_input_frame
+from xami.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +41,8 @@ def test_no_detection_warns_and_returns_empty(detector, frame):
     assert len(inst) == 0 and inst.masks.shape == (0, 128, 128)
 
 
-def test_png_and_fits_inputs_give_the_frame(tmp_path, frame):
-    write_frame(tmp_path / "S0000000001_U.png", frame)
-    np.testing.assert_array_equal(read_input_frame(tmp_path / "S0000000001_U.png"), frame)
-    counts = np.flipud(frame).astype(np.float32)  # FITS rows run bottom-up
-    write_image_fits(tmp_path / "S0000000001_U.fits", counts)
-    fits_frame = read_input_frame(str(tmp_path / "S0000000001_U.fits") + "[0]")
-    assert fits_frame.shape == (128, 128)
-    # the stretch is monotonic and flips rows back: the brightest pixel stays in place
-    assert np.unravel_index(fits_frame.argmax(), frame.shape) == np.unravel_index(
-        frame.argmax(), frame.shape)
+@pytest.mark.parametrize("path", ["S0743200101_V.fits", Path("S0743200101_V.png")])
+def test_predict_takes_frames_not_files(detector, path):
+    with pytest.raises(TypeError, match=r"frame must be a numpy array .*got (str|\w*Path) .*"
+                                        r"S0743200101_V.* xami\.io\.frames\.load_input"):
+        Pipeline(detector).predict(path)

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from xami.classes import BY_NAME
-from xami.preprocess import coverage_mask
+from xami.instrument import coverage_mask
 from xami.structures import Instances, masks_to_boxes
 
 _STREAK = BY_NAME["read-out-streak"].coco_id
@@ -129,7 +129,7 @@ def background_band(image: np.ndarray, *, sigmas: float = 1.0, levels: int = 2) 
     """Background level and band half-width from the Haar low-pass over covered pixels.
 
     ``level`` and ``sigma / sigmas`` are the mean and standard deviation of `haar_lowpass` over the
-    covered pixels (`xami.preprocess.coverage_mask`: finite and non-zero). The authors took them
+    covered pixels (`xami.instrument.coverage_mask`: finite and non-zero). The authors took them
     over the whole frame, zero-coverage pixels included.
 
     Parameters

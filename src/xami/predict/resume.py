@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xami.io.atomic import file_sha256
-from xami.predict.inputs import input_files
+from xami.io.frames import input_files
 from xami.predict.records import _outputs
 
 if TYPE_CHECKING:

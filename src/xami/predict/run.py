@@ -37,9 +37,10 @@ from xami.data.coco import read_coco
 from xami.errors import InputError, NoDetectionsWarning, OutputError, UsageError, XamiError
 from xami.io.atomic import tagged_temp_files, write_text_atomic
 from xami.io.fits import output_stem, split_selector
+from xami.io.frames import MASK_GRIDS, load_input
 from xami.pipeline import Pipeline, PipelineSpec, cached_pipeline
 from xami.predict.cluster import _dask_results
-from xami.predict.inputs import MASK_GRIDS, FoundInput, find_inputs, load_input
+from xami.predict.inputs import FoundInput, find_inputs
 from xami.predict.provenance import _provenance_cards, provenance
 from xami.predict.records import (
     FORMATS,
