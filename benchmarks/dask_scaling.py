@@ -33,6 +33,7 @@ import torch
 
 from xami import __version__
 from xami.errors import NoDetectionsWarning
+from xami.io.frames import load_input
 from xami.pipeline import PipelineSpec, cached_pipeline, pipeline_loads
 from xami.predict import dask_client, expand_inputs, run_predict
 from xami.sim import simulate_dataset
@@ -45,7 +46,7 @@ def _warm(spec: PipelineSpec, image: str) -> int:
     image, so that first-call set-up stays out of the timing; the process's load count."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoDetectionsWarning)
-        cached_pipeline(spec).predict(image)
+        cached_pipeline(spec).predict(load_input(image).frame)
     return pipeline_loads()
 
 

@@ -1,10 +1,11 @@
-"""Pipeline: inputs (array, PNG, FITS), detector-only results, empty results warn; the spec
+"""Pipeline: frames in (arrays only), detector-only results, empty results warn; the spec
 describes what runs, models given included, and provenance reads it."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +13,9 @@ import torch
 
 import xami
 from xami.errors import InputError, NoDetectionsWarning
-from xami.io.fits import write_image_fits
-from xami.io.images import write_frame
 from xami.models.detector import BUNDLED_ONNX, DetectorConfig, load_detector
 from xami.models.segmentor import SegmentorConfig, build_segmentor, load_segmentor
-from xami.pipeline import Pipeline, PipelineSpec, read_input_frame
+from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict.provenance import provenance
 
 
@@ -54,18 +53,6 @@ def test_no_detection_warns_and_returns_empty(detector, frame):
     with pytest.warns(NoDetectionsWarning, match="no artefact detected"):
         inst = Pipeline(PipelineSpec(conf=0.999), detector=detector).predict(frame)
     assert len(inst) == 0 and inst.masks.shape == (0, 128, 128)
-
-
-def test_png_and_fits_inputs_give_the_frame(tmp_path, frame):
-    write_frame(tmp_path / "S0000000001_U.png", frame)
-    np.testing.assert_array_equal(read_input_frame(tmp_path / "S0000000001_U.png"), frame)
-    counts = np.flipud(frame).astype(np.float32)  # FITS rows run bottom-up
-    write_image_fits(tmp_path / "S0000000001_U.fits", counts)
-    fits_frame = read_input_frame(str(tmp_path / "S0000000001_U.fits") + "[0]")
-    assert fits_frame.shape == (128, 128)
-    # the stretch is monotonic and flips rows back: the brightest pixel stays in place
-    assert np.unravel_index(fits_frame.argmax(), frame.shape) == np.unravel_index(
-        frame.argmax(), frame.shape)
 
 
 def test_a_given_detector_is_described_by_the_spec(detector):
@@ -106,3 +93,10 @@ def test_a_given_segmentor_sets_the_backend_the_detector_loads_on(sam_checkpoint
     onnx_detector = load_detector(backend="onnx")
     with pytest.raises(InputError, match="detector runs on onnx and the segmentor on torch"):
         Pipeline(detector=onnx_detector, segmentor=segmentor)
+
+
+@pytest.mark.parametrize("path", ["S0743200101_V.fits", Path("S0743200101_V.png")])
+def test_predict_takes_frames_not_files(detector, path):
+    with pytest.raises(TypeError, match=r"frame must be a numpy array .*got (str|\w*Path) .*"
+                                        r"S0743200101_V.* xami\.io\.frames\.load_input"):
+        Pipeline(detector=detector).predict(path)

@@ -21,16 +21,17 @@ from scipy import ndimage
 from xami.cli import main
 from xami.errors import InputError
 from xami.io.fits import write_fits
+from xami.io.frames import preprocess_files
 from xami.io.images import write_frame
 from xami.models.detector import DetectorConfig
 from xami.models.segmentor import SegmentorConfig, build_segmentor
 from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict import PredictConfig, expand_inputs, run_predict
-from xami.preprocess import preprocess_files, rebin_wcs
 from xami.products import MaskGrid, read_mask_fits, write_mask_fits
 from xami.sim import simulate_dataset, simulate_image
 from xami.sim.dataset import simulate_index
 from xami.source_flags import flag_sources
+from xami.wcs import rebin_wcs
 
 ROS_BIT = 1 << 1
 

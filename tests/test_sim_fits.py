@@ -10,8 +10,8 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
 from xami.io.fits import read_om_image
+from xami.io.frames import preprocess_om_image
 from xami.io.images import read_frame
-from xami.preprocess import preprocess_image
 from xami.sim import simulate_dataset
 from xami.sim.dataset import simulate_index
 
@@ -46,7 +46,7 @@ def test_preprocessed_fits_equals_the_frame_and_its_wcs_finds_the_stars(fits_set
     for index, path in enumerate(sorted((fits_set / "fits").glob("*.fits"),
                                         key=lambda p: fits.getval(p, "XAMIINDX"))):
         sim = simulate_index(4, index, binning=1)  # its stretch is randomised per frame
-        frame = preprocess_image(read_om_image(path), asinh_a=sim.stretch.asinh_a)
+        frame = preprocess_om_image(read_om_image(path), asinh_a=sim.stretch.asinh_a)
         np.testing.assert_array_equal(frame.image, sim.frame)
         jpeg = next((fits_set / "coco").rglob(f"{path.stem}.jpg"))
         assert np.abs(read_frame(jpeg).astype(int) - sim.frame).mean() < 2.0

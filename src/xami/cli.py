@@ -85,7 +85,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
-    from xami.preprocess import preprocess_files
+    from xami.io.frames import preprocess_files
 
     failures = preprocess_files(args.inputs, args.out, size=args.size, asinh_a=args.asinh_a)
     for path, reason in failures:

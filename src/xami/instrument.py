@@ -1,9 +1,11 @@
-"""XMM-OM facts shared by the simulator, the readers and the dataset tools."""
+"""XMM-OM facts shared by the simulator, the readers, the preprocessing and the dataset tools."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+import numpy as np
 
 PIXEL_SCALE_ARCSEC = 0.4764
 """Size of one unbinned (in-memory) OM pixel on the sky, arcsec (UHB §3.5.2: 0.476")."""
@@ -13,6 +15,32 @@ DETECTOR_PIXELS = 2048
 
 RELEASED_SIZE = 512
 """Size of the released XAMI frames (2048 rebinned by 4)."""
+
+
+def coverage_mask(data: np.ndarray) -> np.ndarray:
+    """Pixels that hold data: finite and non-zero (the coverage convention of the released data).
+
+    0 means no coverage (gaps between the stacked OM windows, outside the field) and NaN/inf are
+    treated the same; negative values are covered pixels below the sky (background-subtracted
+    products). In the 8-bit frames covered pixels take values 1..255 and uncovered pixels 0.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Image of any shape (counts, count rates, background-subtracted values or 8-bit frame).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool`` array of ``data``'s shape.
+
+    Examples
+    --------
+    >>> coverage_mask(np.array([0.0, np.nan, -1.0, 3.0]))
+    array([False, False,  True,  True])
+    """
+    data = np.asarray(data)
+    return np.isfinite(data) & (data != 0)
 
 CENTRAL_RING_XY = (992.0, 1064.0)
 """Centre of the central ring (scattered light from the detector window chamfer), unbinned

@@ -8,17 +8,14 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xami.errors import NoDetectionsWarning, UsageError
-from xami.io.fits import is_fits_name, read_om_image
-from xami.io.images import read_frame
 from xami.models.detector import DEFAULT_BACKEND, Detector, DetectorConfig, load_detector
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
-from xami.preprocess import frame_rebin_factor, preprocess_om_image
+from xami.preprocess import frame_rebin_factor
 from xami.priors import PriorConfig, apply_priors
 from xami.structures import Instances
 
@@ -34,28 +31,6 @@ same, except for a score within 5e-7 of a rounding boundary (about 1 in 200)."""
 BOX_DECIMALS = 2
 """Decimals (pixels) of the boxes `Pipeline.predict` returns: they differ by up to 3e-5 pixel
 between 1 and 2 threads (measured), so about 1 coordinate in 300 still can."""
-
-
-def read_input_frame(path: str | os.PathLike[str]) -> np.ndarray:
-    """The 8-bit frame of an input file: FITS (``[HDU]`` allowed) is preprocessed, PNG/JPEG read.
-
-    FITS images whose side is a multiple of 512 are rebinned to 512 (2048 -> 512 as in the paper);
-    square ones of side 64 to 512 are stretched at their own size, others refused
-    (`xami.preprocess.frame_rebin_factor`).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A raw or rebinned OM FITS image, or a released-style 8-bit frame.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``uint8 [H, W]``, row 0 at the top.
-    """
-    if not is_fits_name(path):
-        return read_frame(path)
-    return preprocess_om_image(read_om_image(path)).image
 
 
 @dataclass(frozen=True)
@@ -188,13 +163,14 @@ class Pipeline:
         self.detector = detector or load_detector(self.spec.detector, backend=self.spec.backend)
         self.detector.config = replace(self.detector.config, conf=self.spec.conf)
 
-    def predict(self, image_or_path: np.ndarray | str | os.PathLike[str]) -> Instances:
-        """Find the artefacts of one image.
+    def predict(self, frame: np.ndarray) -> Instances:
+        """Find the artefacts of one frame.
 
         Parameters
         ----------
-        image_or_path : numpy.ndarray or str or os.PathLike
-            An 8-bit frame (``uint8 [H, W]`` or ``[H, W, 3]``) or a file (FITS, PNG, JPEG).
+        frame : numpy.ndarray
+            An 8-bit frame, ``uint8 [H, W]`` or ``[H, W, 3]``, row 0 at the top. Files (FITS,
+            PNG, JPEG) are read into frames by `xami.io.frames.load_input`.
 
         Returns
         -------
@@ -209,12 +185,15 @@ class Pipeline:
 
         Raises
         ------
+        TypeError
+            ``frame`` is not a numpy array (a file name, for instance).
         xami.errors.InputError
-            The frame is not square with a side from 64 to 512 (`xami.preprocess.SIZE_RULE`;
-            FITS files are rebinned first), or the file cannot be read.
+            The frame is not square with a side from 64 to 512 (`xami.preprocess.SIZE_RULE`).
         """
-        frame = (read_input_frame(image_or_path) if isinstance(image_or_path, str | Path)
-                 else np.asarray(image_or_path))
+        if not isinstance(frame, np.ndarray):
+            raise TypeError(f"frame must be a numpy array (uint8 [H, W] or [H, W, 3]), got "
+                            f"{type(frame).__name__} {frame!r:.80}; read a file with "
+                            f"xami.io.frames.load_input(path).frame")
         frame_rebin_factor(frame.shape, rebin=False)  # a size the models read, or why not
         detections = self.detector.predict(frame)
         if len(detections) == 0:

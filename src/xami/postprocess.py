@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from xami.classes import BY_NAME
-from xami.preprocess import coverage_mask
+from xami.instrument import coverage_mask
 from xami.structures import Instances, masks_to_boxes
 
 _STREAK = BY_NAME["read-out-streak"].coco_id
@@ -78,14 +78,14 @@ class BackgroundBand(NamedTuple):
     sigma: float
 
 
-def _channel0(image: np.ndarray) -> np.ndarray:
-    """The image as ``float64 [H, W]`` (channel 0 of an ``[H, W, 3]`` frame)."""
+def _channel0(image: np.ndarray, dtype: type | None = np.float64) -> np.ndarray:
+    """Channel 0 of an ``[H, W, 3]`` frame or the ``[H, W]`` image, as ``dtype`` (None: a view)."""
     image = np.asarray(image)
     if image.ndim == 3:
         image = image[..., 0]
     if image.ndim != 2:
         raise ValueError(f"image must be [H, W] or [H, W, C], got shape {np.shape(image)}")
-    return image.astype(np.float64)
+    return image if dtype is None else image.astype(dtype)
 
 
 def haar_lowpass(image: np.ndarray, *, levels: int = 2) -> np.ndarray:
@@ -129,7 +129,7 @@ def background_band(image: np.ndarray, *, sigmas: float = 1.0, levels: int = 2) 
     """Background level and band half-width from the Haar low-pass over covered pixels.
 
     ``level`` and ``sigma / sigmas`` are the mean and standard deviation of `haar_lowpass` over the
-    covered pixels (`xami.preprocess.coverage_mask`: finite and non-zero). The authors took them
+    covered pixels (`xami.instrument.coverage_mask`: finite and non-zero). The authors took them
     over the whole frame, zero-coverage pixels included.
 
     Parameters
@@ -196,11 +196,12 @@ def faint_fraction(image: np.ndarray, mask: np.ndarray, level: float, sigma: flo
     >>> faint_fraction(np.array([[1, 5, 9, 20]]), np.array([[True, True, True, False]]), 5, 4)
     1.0
     """
-    data = _channel0(image)
+    plane = _channel0(image, dtype=None)
     mask = np.asarray(mask, dtype=bool)
-    if mask.shape != data.shape:
-        raise ValueError(f"mask must be the image's size {data.shape}, got {mask.shape}")
-    values = data[mask & coverage_mask(data)]
+    if mask.shape != plane.shape:
+        raise ValueError(f"mask must be the image's size {plane.shape}, got {mask.shape}")
+    values = plane[mask].astype(np.float64)  # the mask's pixels, not the frame's, per candidate
+    values = values[coverage_mask(values)]
     in_band = (values >= level - sigma) & (values <= level + sigma)
     return float(in_band.sum()) / max(values.size, 1)
 
@@ -323,19 +324,20 @@ def fit_streak_mask(image: np.ndarray, box: np.ndarray, *,
     >>> np.flatnonzero(mask.any(axis=0)).tolist(), int(mask.sum())
     ([12, 13, 14, 15, 16, 17], 240)
     """
-    data = _channel0(image)
-    h, w = data.shape
+    plane = _channel0(image, dtype=None)
+    h, w = plane.shape
     x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
     r0, r1 = max(0, int(np.floor(y0))), min(h, int(np.ceil(y1)))
     centre = 0.5 * (x0 + x1)
     c0 = max(0, int(np.floor(centre - config.search)))
     c1 = min(w, int(np.ceil(centre + config.search)))
-    covered = coverage_mask(data[r0:r1, c0:c1])
+    window = plane[r0:r1, c0:c1].astype(np.float64)  # the window's pixels, not the frame's
+    covered = coverage_mask(window)
     has_data = covered.any(axis=0)
     if r1 <= r0 or has_data.sum() < 3:
         return None
     profile = np.full(c1 - c0, np.nan)
-    window = np.where(covered, data[r0:r1, c0:c1], np.nan)
+    window = np.where(covered, window, np.nan)
     profile[has_data] = np.nanmedian(window[:, has_data], axis=0)
     excess = np.nan_to_num(profile - np.nanmedian(profile), nan=0.0).clip(min=0.0)
     peak = int(np.argmax(excess))
@@ -348,8 +350,7 @@ def fit_streak_mask(image: np.ndarray, box: np.ndarray, *,
     keep = share >= config.level * share.max()
     mask = np.zeros((h, w), dtype=bool)
     rows = slice(None) if config.full_height else slice(r0, r1)
-    mask[rows] = keep[None, :]
-    mask[rows] &= coverage_mask(data[rows])
+    mask[rows, keep] = coverage_mask(plane[rows, keep])
     return mask if mask.any() else None
 
 

@@ -1,9 +1,10 @@
 """``xami predict``: find the artefacts of many images and write the products astronomers use.
 
-`xami.predict.inputs` turns paths, folders, globs and list files into inputs and reads one image,
-`xami.predict.run` predicts them (here, or on Dask workers through `xami.predict.cluster`), each
-with `xami.predict.image`; `xami.predict.image_result` is the per-image record that makes runs
-resumable (`xami.predict.resume`), `xami.predict.manifest` the table of all of them, and
+`xami.predict.inputs` turns paths, folders, globs and list files into inputs, `xami.predict.run`
+predicts them (here, or on Dask workers through `xami.predict.cluster`), each with
+`xami.predict.image`, which reads it with `xami.io.frames.load_input`;
+`xami.predict.image_result` is the per-image record that makes runs resumable
+(`xami.predict.resume`), `xami.predict.manifest` the table of all of them, and
 `xami.predict.provenance` what a run states about its `xami.pipeline.PipelineSpec`.
 """
 
@@ -11,7 +12,7 @@ from xami.predict.cluster import dask_client
 from xami.predict.config import PredictConfig
 from xami.predict.image import process_image
 from xami.predict.image_result import FORMATS, ImageResult
-from xami.predict.inputs import MASK_GRIDS, FoundInput, expand_inputs, find_inputs, load_input
+from xami.predict.inputs import FoundInput, expand_inputs, find_inputs
 from xami.predict.manifest import write_manifest
 from xami.predict.provenance import provenance
 from xami.predict.run import run_predict
@@ -19,7 +20,6 @@ from xami.predict.summary import RunSummary
 
 __all__ = [
     "FORMATS",
-    "MASK_GRIDS",
     "FoundInput",
     "ImageResult",
     "PredictConfig",
@@ -27,7 +27,6 @@ __all__ = [
     "dask_client",
     "expand_inputs",
     "find_inputs",
-    "load_input",
     "process_image",
     "provenance",
     "run_predict",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xami.errors import UsageError
+from xami.io.frames import MASK_GRIDS
 from xami.predict.image_result import FORMATS
-from xami.predict.inputs import MASK_GRIDS
 
 
 @dataclass(frozen=True)

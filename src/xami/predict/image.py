@@ -17,6 +17,7 @@ from xami.classes import BY_COCO_ID
 from xami.errors import InputError, NoDetectionsWarning, OutputError, XamiError, clean_message
 from xami.io.atomic import tagged_temp_files
 from xami.io.fits import split_selector
+from xami.io.frames import load_input
 from xami.pipeline import Pipeline, PipelineSpec, cached_pipeline
 from xami.predict.config import PredictConfig
 from xami.predict.image_result import (
@@ -29,7 +30,6 @@ from xami.predict.image_result import (
     read_result,
     write_result,
 )
-from xami.predict.inputs import load_input
 from xami.predict.resume import input_sha256, redo_reason
 from xami.predict.runfolder import output_failure, same_file, writing
 from xami.products import write_mask_fits, write_regions

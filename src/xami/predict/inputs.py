@@ -1,4 +1,7 @@
-"""Inputs of ``xami predict``: paths, folders, globs and list files; reading one image."""
+"""Inputs of ``xami predict``: the files that paths, folders, globs and list files stand for.
+
+Reading one input is `xami.io.frames.load_input`.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +11,13 @@ import itertools
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from xami.errors import InputError
-from xami.io.fits import FITS_SUFFIXES, is_fits_name, read_om_image, split_selector
-from xami.io.images import IMAGE_SUFFIXES, read_frame
+from xami.io.fits import FITS_SUFFIXES, split_selector
+from xami.io.images import IMAGE_SUFFIXES
 from xami.predict.image_result import _SUFFIX, _read_record
-from xami.preprocess import flip_wcs_rows, preprocess_om_image, read_sidecar, rebin_wcs
-from xami.products import MaskGrid
-
-MASK_GRIDS: tuple[str, ...] = ("frame", "native")
-"""``frame``: masks on the 512 frame the models saw; ``native``: on the input FITS image's grid."""
-
 
 PRODUCT_SUFFIX = ".xami.fits"
 """The ending of xami's FITS products, which are never inputs."""
@@ -194,91 +188,3 @@ def _read_list(path: Path) -> list[str]:
     entries = [line.strip() for line in lines]
     return [str(path.parent / e) if not Path(e).is_absolute() else e
             for e in entries if e and not e.startswith("#")]
-
-
-@dataclass(frozen=True)
-class LoadedInput:
-    """An input image ready for the models, with what its products need."""
-
-    frame: np.ndarray
-    grid: MaskGrid
-    cards: dict[str, Any]
-
-
-def load_input(spec: str, *, mask_grid: str = "frame") -> LoadedInput:
-    """Read one input: a FITS image is rebinned and stretched as in ``xami preprocess``.
-
-    A 2048 (or any multiple of 512) FITS image becomes the 512 frame; other FITS sizes are
-    stretched at their own size. A PNG/JPEG frame is used as it is, with the WCS and stretch of
-    its ``xami preprocess`` sidecar (``NAME.json`` beside it) when there is one.
-
-    Parameters
-    ----------
-    spec : str
-        Input file, FITS optionally with ``[HDU]``.
-    mask_grid : str
-        One of `MASK_GRIDS` (``native`` only differs from ``frame`` for rebinned FITS inputs).
-
-    Returns
-    -------
-    LoadedInput
-        The ``uint8`` frame, the mask grid and the cards for the FITS product.
-
-    Raises
-    ------
-    xami.errors.XamiError
-        The file cannot be read (the message names the file and the problem).
-    """
-    if not is_fits_name(spec):
-        frame = read_frame(spec)
-        sidecar_path = _sidecar(spec)
-        if not sidecar_path.is_file():
-            return LoadedInput(frame, MaskGrid(1, None), {"SRCFILE": Path(spec).name})
-        sidecar, wcs = read_sidecar(sidecar_path)
-        grid_wcs = None if wcs is None else flip_wcs_rows(wcs, frame.shape[0])
-        stretch = sidecar.get("stretch", {})
-        cards = {"SRCFILE": Path(spec).name, **_stretch_cards(stretch), **sidecar.get("header", {})}
-        return LoadedInput(frame, MaskGrid(1, grid_wcs, int(stretch.get("factor", 1))), cards)
-    om = read_om_image(spec)
-    frame = preprocess_om_image(om)
-    factor = frame.params.factor
-    cards = {"SRCFILE": Path(om.path).name, "SRCHDU": str(om.hdu),
-             **_stretch_cards(asdict(frame.params)), **frame.header}
-    if mask_grid == "native":
-        grid = MaskGrid(factor, om.wcs, 1)
-    else:
-        grid = MaskGrid(1, None if om.wcs is None else rebin_wcs(om.wcs, factor), factor)
-    return LoadedInput(frame.image, grid, cards)
-
-
-def input_files(spec: str) -> list[Path]:
-    """The files `load_input` reads for an input: the file, and a frame's sidecar if any.
-
-    Parameters
-    ----------
-    spec : str
-        Input file, FITS optionally with ``[HDU]``.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The file (without its ``[HDU]``), then the sidecar ``NAME.json`` of a PNG/JPEG frame
-        when it exists.
-    """
-    path = Path(split_selector(spec)[0])
-    if is_fits_name(spec) or not _sidecar(spec).is_file():
-        return [path]
-    return [path, _sidecar(spec)]
-
-
-def _sidecar(spec: str) -> Path:
-    """Where a PNG/JPEG frame's ``xami preprocess`` sidecar would be."""
-    return Path(spec).with_suffix(".json")
-
-
-def _stretch_cards(stretch: dict[str, Any]) -> dict[str, Any]:
-    """FITS cards of a stretch's parameters."""
-    keys = {"asinh_a": "ASINH_A", "vmin": "ZSVMIN", "vmax": "ZSVMAX", "factor": "REBIN",
-            "contrast": "ZSCONTR"}
-    return {"STRETCH": "zscale+asinh",
-            **{card: stretch[k] for k, card in keys.items() if k in stretch}}

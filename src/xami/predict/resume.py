@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from xami.io.atomic import file_sha256
+from xami.io.frames import input_files
 from xami.predict.config import PredictConfig
 from xami.predict.image_result import FAILED, ContentKey, ImageResult, output_files
-from xami.predict.inputs import input_files
 
 SETTINGS_CHANGED = "settings changed"
 INPUT_CHANGED = "input changed"

@@ -12,12 +12,13 @@ from astropy.wcs import WCS
 from scipy import ndimage
 
 from xami.instrument import DETECTOR_PIXELS, RELEASED_SIZE
-from xami.preprocess import StretchParams, flip_wcs_rows, rebin, rebin_wcs, stretch_to_uint8
+from xami.preprocess import StretchParams, rebin, stretch_to_uint8
 from xami.sim.config import SimConfig
 from xami.sim.fitsout import detector_wcs, fits_hdus, om_header, source_table
 from xami.sim.render import MASK_BINNING, render_scene
 from xami.sim.scene import Scene, draw_field, draw_filters, draw_scene
 from xami.structures import Instances
+from xami.wcs import flip_wcs_rows, rebin_wcs
 
 
 @dataclass(frozen=True)
