@@ -30,8 +30,8 @@ from xami.data.coco import COCO_FILE_NAME
 from xami.errors import NoDetectionsWarning
 from xami.eval import coco_ap
 from xami.io.images import read_frame
-from xami.models.detector import DetectorConfig, load_detector
-from xami.models.segmentor import load_segmentor
+from xami.models.build import load_detector, load_segmentor
+from xami.models.detector import DetectorConfig
 from xami.pipeline import Pipeline
 from xami.postprocess import StreakFitConfig
 from xami.priors import PriorConfig
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     dataset = load_dataset(args.data)
     segmentor = (None if args.segmentor is None
-                 else load_segmentor(args.segmentor, sam_size=args.sam_size))
+                 else load_segmentor(args.segmentor, sam_size=args.sam_size, backend="torch"))
     pipeline = Pipeline(load_detector(args.detector), segmentor, conf=args.conf,
                         streak_fit=None if args.no_streak_fit else StreakFitConfig(),
                         priors=None if args.no_priors else PriorConfig())

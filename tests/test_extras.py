@@ -19,7 +19,8 @@ pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs 
 HEAVY = ("torch", "torchvision", "ultralytics", "onnx", "dask", "distributed", "cv2")
 PREDICT_PATH = ("xami", "xami.cli", "xami.pipeline", "xami.predict", "xami.products",
                 "xami.postprocess", "xami.priors", "xami.io.fits", "xami.report.html",
-                "xami.eval.metrics", "xami.flags", "xami.models.onnx", "xami.models.detector")
+                "xami.eval.metrics", "xami.flags", "xami.models.onnx", "xami.models.detector",
+                "xami.models.build", "xami.models.yolo_onnx")
 
 
 def run_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,8 @@ import xami
 from xami.errors import NoDetectionsWarning
 from xami.io.fits import write_image_fits
 from xami.io.images import write_frame
-from xami.models.detector import DetectorConfig, load_detector
+from xami.models.build import load_detector
+from xami.models.detector import DetectorConfig
 from xami.pipeline import Pipeline, read_input_frame
 
 

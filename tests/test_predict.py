@@ -23,8 +23,9 @@ from xami.errors import InputError
 from xami.flags import flag_sources
 from xami.io.fits import write_fits
 from xami.io.images import write_frame
+from xami.models.box_segmentor import SegmentorConfig
 from xami.models.detector import DetectorConfig
-from xami.models.segmentor import SegmentorConfig, build_segmentor
+from xami.models.segmentor import build_segmentor
 from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict import PredictConfig, expand_inputs, run_predict
 from xami.preprocess import preprocess_files, rebin_wcs

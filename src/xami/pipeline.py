@@ -7,7 +7,7 @@ import functools
 import os
 import threading
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ import numpy as np
 from xami.errors import NoDetectionsWarning, UsageError
 from xami.io.fits import is_fits_name, read_om_image
 from xami.io.images import read_frame
-from xami.models.detector import DEFAULT_BACKEND, Detector, DetectorConfig, load_detector
+from xami.models.build import DEFAULT_BACKEND, load_detector, load_segmentor
+from xami.models.detector import Detector, DetectorConfig
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
 from xami.preprocess import frame_rebin_factor, preprocess_om_image
 from xami.priors import PriorConfig, apply_priors
@@ -87,7 +88,7 @@ class Pipeline:
                  streak_fit: StreakFitConfig | None = StreakFitConfig(),
                  priors: PriorConfig | None = PriorConfig()) -> None:
         self.detector = detector or load_detector()
-        self.detector.config = replace(self.detector.config, conf=conf)
+        self.conf = conf
         self.segmentor = segmentor
         self.faint_rule = faint_rule
         self.streak_fit = streak_fit
@@ -121,7 +122,7 @@ class Pipeline:
         frame = (read_input_frame(image_or_path) if isinstance(image_or_path, str | Path)
                  else np.asarray(image_or_path))
         frame_rebin_factor(frame.shape, rebin=False)  # a size the models read, or why not
-        detections = self.detector.predict(frame)
+        detections = self.detector.predict(frame, conf=self.conf)
         if len(detections) == 0:
             warnings.warn("no artefact detected", NoDetectionsWarning, stacklevel=2)
             return detections
@@ -218,8 +219,6 @@ class PipelineSpec:
         """
         segmentor = None
         if self.segmentor is not None:
-            from xami.models.segmentor import load_segmentor  # torch, xami[train]
-
             segmentor = load_segmentor(self.segmentor, sam_size=self.sam_size,
                                        backend=self.backend, quantize=self.quantize)
         detector = load_detector(self.detector, backend=self.backend)

@@ -9,7 +9,7 @@ from typing import Any
 
 from xami import __version__
 from xami.io.atomic import file_sha256
-from xami.models.detector import bundled_detector
+from xami.models.build import bundled_detector
 from xami.pipeline import Pipeline, PipelineSpec
 
 
@@ -28,7 +28,7 @@ def provenance(pipeline: Pipeline | PipelineSpec) -> dict[str, Any]:
     else:
         segmentor = pipeline.segmentor
         sources = (pipeline.detector.source, segmentor.source if segmentor else None)
-        conf = pipeline.detector.config.conf
+        conf = pipeline.conf
         backend = "onnx" if pipeline.detector.source.endswith(".onnx") else "torch"
         quantize = getattr(segmentor, "quantize", None)
         sam_size = segmentor.config.sam_size if segmentor else None
