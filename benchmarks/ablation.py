@@ -21,7 +21,7 @@ from typing import Any
 
 import real_frames  # benchmarks/ is the script's folder, so on sys.path
 from xami.cli import main as xami_main
-from xami.models.detector import BUNDLED_DETECTOR
+from xami.models.build import bundled_detector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLASSES = ("CR", "ROS", "SR", "SL")
@@ -30,7 +30,7 @@ CLASSES = ("CR", "ROS", "SR", "SL")
 def steps(before: Path) -> list[tuple[str, Path, list[str]]]:
     """The rows: (label, detector, predict flags), cumulative within each detector."""
     rows = []
-    for tag, det in (("before", before), ("realsky", BUNDLED_DETECTOR)):
+    for tag, det in (("before", before), ("realsky", bundled_detector("torch"))):
         rows += [
             (f"{tag}: detector + streak fit", det, ["--no-priors"]),
             (f"{tag}: + central-ring prior", det, ["--no-smoke-ring-prior", "--no-streak-prior"]),

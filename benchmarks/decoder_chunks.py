@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xami.models.segmentor import Segmentor, SegmentorConfig, build_segmentor
+from xami.models.box_segmentor import SegmentorConfig
+from xami.models.segmentor import Segmentor, build_segmentor
 
 CHUNK_SIZES = (1, 2, 3, 5, 8, 10, 20)
 SAM_SIZES = (512, 1024)

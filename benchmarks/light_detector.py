@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from xami import __version__
-from xami.models.detector import load_detector
+from xami.models.build import load_detector
 from xami.sim import simulate_image
 from xami.threads import set_threads
 

@@ -59,9 +59,10 @@ from xami.classes import coco_categories
 from xami.errors import NoDetectionsWarning
 from xami.eval import coco_ap
 from xami.io.images import read_frame, write_frame
-from xami.models.detector import BUNDLED_DETECTOR, load_detector
+from xami.models.box_segmentor import SegmentorConfig
+from xami.models.build import BACKENDS, bundled_detector, load_detector, load_segmentor
 from xami.models.sam import build_sam_vit_t, load_sam_state, read_checkpoint
-from xami.models.segmentor import BACKENDS, SegmentorConfig, build_segmentor, load_segmentor
+from xami.models.segmentor import build_segmentor
 from xami.pipeline import PipelineSpec
 from xami.postprocess import apply_faint_rule, apply_streak_fit
 from xami.products import MaskGrid, write_mask_fits, write_regions
@@ -349,15 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.save(build_segmentor(SegmentorConfig(sam_size=1024)).checkpoint(), checkpoint)
         detector = load_detector(backend="torch")
         modes: dict[str, Callable[[], Mode]] = {
-            "a_paper": lambda: PaperBaseline(BUNDLED_DETECTOR, _paper_sam(checkpoint)),
-            "b_xami_1024": lambda: XamiMode(detector, load_segmentor(checkpoint), tmp / "b"),
+            "a_paper": lambda: PaperBaseline(bundled_detector("torch"), _paper_sam(checkpoint)),
+            "b_xami_1024": lambda: XamiMode(detector, load_segmentor(checkpoint, backend="torch"),
+                                            tmp / "b"),
         }
         if "onnx" in BACKENDS:
             modes["c_xami_onnx_1024"] = lambda: XamiMode(
                 load_detector(backend="onnx"), load_segmentor(checkpoint, backend="onnx"),
                 tmp / "c")
         modes["d_xami_native_512"] = lambda: XamiMode(
-            detector, load_segmentor(checkpoint, sam_size=512), tmp / "d")
+            detector, load_segmentor(checkpoint, sam_size=512, backend="torch"), tmp / "d")
         modes["e_detector_only"] = lambda: XamiMode(detector, None, tmp / "e")
         built, memory = {}, {}
         for name, make in modes.items():

@@ -10,7 +10,8 @@ import torch
 
 from xami.classes import CLASSES
 from xami.errors import CheckpointError, InputError
-from xami.models.detector import DetectorConfig, as_bgr, load_detector
+from xami.models.build import load_detector
+from xami.models.detector import DetectorConfig, as_bgr
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ HEAVY = ("torch", "torchvision", "ultralytics", "onnx", "dask", "distributed", "
 PREDICT_PATH = ("xami", "xami.cli", "xami.pipeline", "xami.predict", "xami.products",
                 "xami.postprocess", "xami.priors", "xami.io.fits", "xami.report.html",
                 "xami.eval.metrics", "xami.source_flags", "xami.models.onnx",
-                "xami.models.detector")
+                "xami.models.detector", "xami.models.build", "xami.models.yolo_onnx")
 
 
 def run_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

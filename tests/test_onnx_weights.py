@@ -10,7 +10,7 @@ import pytest
 
 from xami.classes import CLASSES
 from xami.io.atomic import file_sha256
-from xami.models.onnx import BUNDLED_ONNX, SOURCE_SHA256_KEY, WEIGHTS_DIR
+from xami.models.onnx import BUNDLED_DETECTOR, BUNDLED_ONNX, SOURCE_SHA256_KEY
 from xami.sim import simulate_image
 
 
@@ -30,7 +30,7 @@ def frame_input(seed: int) -> np.ndarray:
 def test_shipped_onnx_is_the_export_of_the_shipped_checkpoint():
     session = ort.InferenceSession(str(BUNDLED_ONNX), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
-    assert meta[SOURCE_SHA256_KEY] == file_sha256(WEIGHTS_DIR / "detector.pt")
+    assert meta[SOURCE_SHA256_KEY] == file_sha256(BUNDLED_DETECTOR)
     assert ast.literal_eval(meta["names"]) == {c.yolo_index: c.name for c in CLASSES}
     assert meta["imgsz"] == "[512, 512]"
     assert session.get_inputs()[0].shape[2:] != [512, 512]  # dynamic size, as the torch model
@@ -42,7 +42,7 @@ def test_fp16_storage_gives_the_fp32_export_bit_for_bit(tmp_path):
     onnx = pytest.importorskip("onnx")
     from xami.models.onnx import export_ultralytics, fused_conv_factors, store_fp16
 
-    checkpoint = WEIGHTS_DIR / "detector.pt"
+    checkpoint = BUNDLED_DETECTOR
     export_ultralytics(checkpoint, tmp_path / "fp32.onnx")
     model = onnx.load(str(tmp_path / "fp32.onnx"))
     assert store_fp16(model, fused_conv_factors(checkpoint)) == 87

@@ -13,8 +13,10 @@ import torch
 
 import xami
 from xami.errors import InputError, NoDetectionsWarning
-from xami.models.detector import BUNDLED_ONNX, DetectorConfig, load_detector
-from xami.models.segmentor import SegmentorConfig, build_segmentor, load_segmentor
+from xami.models.build import load_detector, load_segmentor
+from xami.models.detector import DetectorConfig
+from xami.models.onnx import BUNDLED_ONNX
+from xami.models.segmentor import SegmentorConfig, build_segmentor
 from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict.provenance import provenance
 

@@ -23,8 +23,9 @@ from xami.errors import InputError
 from xami.io.fits import write_fits
 from xami.io.frames import preprocess_files
 from xami.io.images import write_frame
+from xami.models.box_segmentor import SegmentorConfig
 from xami.models.detector import DetectorConfig
-from xami.models.segmentor import SegmentorConfig, build_segmentor
+from xami.models.segmentor import build_segmentor
 from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict import PredictConfig, expand_inputs, run_predict
 from xami.products import MaskGrid, read_mask_fits, write_mask_fits

@@ -13,7 +13,7 @@ import torch
 from xami.cli import main
 from xami.errors import CheckpointError
 from xami.io.images import write_frame
-from xami.models.detector import BUNDLED_DETECTOR, load_detector
+from xami.models.build import bundled_detector, load_detector
 from xami.models.safe_load import read_ultralytics_checkpoint
 from xami.models.ultralytics_setup import ultralytics_offline
 
@@ -72,7 +72,7 @@ def test_checkpoint_without_a_model_is_refused(tmp_path):
 
 
 def test_bundled_weights_load():
-    assert type(read_ultralytics_checkpoint(BUNDLED_DETECTOR)["model"]).__name__ == \
+    assert type(read_ultralytics_checkpoint(bundled_detector("torch"))["model"]).__name__ == \
         "SegmentationModel"
     assert load_detector(backend="torch").model.names[0] == "central-ring"
 

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 
 from xami.errors import CheckpointError, InputError
+from xami.models.box_segmentor import prepare_image
+from xami.models.build import load_segmentor
 from xami.models.sam import (
     SAM_REGISTRY,
     build_sam,
@@ -21,7 +23,6 @@ from xami.models.sam import (
     scale_boxes,
     upsample_logits,
 )
-from xami.models.segmentor import load_segmentor, prepare_image
 from xami.models.ultralytics_setup import ultralytics_offline
 
 # keys from the official MobileSAM layout (reference notes §4.2), one per part of the model
@@ -137,14 +138,14 @@ def test_mismatched_checkpoint_names_the_keys(official, tmp_path, edit, match):
     path = tmp_path / "bad_sam.pth"
     torch.save(state, path)
     with pytest.raises(CheckpointError, match=match) as info:
-        load_segmentor(path, sam_size=512)
+        load_segmentor(path, sam_size=512, backend="torch")
     assert info.value.path == str(path)
 
 
 def test_wrapped_model_form_loads(official, tmp_path):
     path = tmp_path / "wrapped_sam.pth"
     torch.save({"model": official[1], "step": 3}, path)
-    segmentor = load_segmentor(path, sam_size=512)
+    segmentor = load_segmentor(path, sam_size=512, backend="torch")
     assert torch.equal(segmentor.model.state_dict()["mask_decoder.iou_token.weight"],
                        official[1]["mask_decoder.iou_token.weight"])
 
@@ -162,7 +163,7 @@ def test_unreadable_checkpoint_names_the_file(tmp_path, content, match):
     else:
         torch.save(content, path)
     with pytest.raises(CheckpointError, match=match) as info:
-        load_segmentor(path)
+        load_segmentor(path, backend="torch")
     assert str(info.value).startswith(str(path))
 
 
@@ -217,7 +218,7 @@ def test_logits_equal_ultralytics_sam(official, xami_frame, sam_size, shape):
     frame = xami_frame[:shape[0], :shape[1]]
     boxes = np.array([[280, 150, 320, 250], [290, 0, 310, 300], [0, 0, 100, 100],
                       [50.5, 60.2, 260.7, 290.1], [100, 200, 400, 300]], dtype=np.float64)
-    segmentor = load_segmentor(path, sam_size=sam_size)
+    segmentor = load_segmentor(path, sam_size=sam_size, backend="torch")
     prepared = prepare_image(frame, sam_size)
     with torch.no_grad():
         logits, iou = segmentor.decode(segmentor.embed(prepared), boxes, frame.shape)

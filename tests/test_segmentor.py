@@ -10,13 +10,9 @@ import torch
 
 from _data_factory import frame_512, random_boxes
 from xami.errors import CheckpointError, InputError
-from xami.models.segmentor import (
-    Segmentor,
-    SegmentorConfig,
-    build_segmentor,
-    load_segmentor,
-    prepare_image,
-)
+from xami.models.box_segmentor import SegmentorConfig, prepare_image
+from xami.models.build import load_segmentor
+from xami.models.segmentor import Segmentor, build_segmentor
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +222,8 @@ def test_checkpoint_round_trip_keeps_config(tmp_path, seg512):
     config = SegmentorConfig(sam_size=512, multimask=False, chunk_size=3, mask_threshold=0.5)
     path = tmp_path / "xami_sam.pth"
     torch.save(Segmentor(seg512.model, config).checkpoint(), path)
-    assert load_segmentor(path).config == config  # the saved sam_size, not a default over it
-    loaded = load_segmentor(path, sam_size=256)
+    assert load_segmentor(path, backend="torch").config == config  # the saved sam_size
+    loaded = load_segmentor(path, sam_size=256, backend="torch")
     assert loaded.config == replace(config, sam_size=256)
     assert loaded.model.prompt_encoder.image_embedding_size == [16, 16]
     for key, value in seg512.model.state_dict().items():
@@ -237,7 +233,8 @@ def test_checkpoint_round_trip_keeps_config(tmp_path, seg512):
 def test_plain_state_dict_gets_default_config(tmp_path, seg512):
     path = tmp_path / "plain_sam.pth"
     torch.save(seg512.model.state_dict(), path)
-    assert load_segmentor(path, sam_size=512).config == SegmentorConfig(sam_size=512)
+    loaded = load_segmentor(path, sam_size=512, backend="torch")
+    assert loaded.config == SegmentorConfig(sam_size=512)
 
 
 def test_invalid_saved_config(tmp_path, seg512):
@@ -245,14 +242,15 @@ def test_invalid_saved_config(tmp_path, seg512):
     torch.save({"model": seg512.model.state_dict(),
                 "config": {**asdict(seg512.config), "colour": "red"}}, path)
     with pytest.raises(CheckpointError, match="invalid segmentor config"):
-        load_segmentor(path)
+        load_segmentor(path, backend="torch")
 
 
 def test_unsupported_backend_and_config_values():
     with pytest.raises(InputError, match=r"backend must be one of \('torch', 'onnx'\), got 'tf'"):
         load_segmentor("unused.pth", backend="tf")
-    with pytest.raises(InputError, match="quantize must be None or one of"):
-        load_segmentor("unused.pth", quantize="int8")  # the torch backend is not quantised
+    with pytest.raises(InputError, match="quantize needs backend='onnx', got quantize='int8' "
+                                         "with backend='torch'"):
+        load_segmentor("unused.pth", backend="torch", quantize="int8")
     with pytest.raises(InputError, match="chunk_size must be a positive integer"):
         SegmentorConfig(chunk_size=0)
 

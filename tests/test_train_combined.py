@@ -11,8 +11,8 @@ import torch
 
 from test_train_segmentor import SAM_SIZE, SIZE, params, random_init, same, tiny_dataset
 from xami.cli import main
-from xami.models.detector import DetectorConfig, load_detector
-from xami.models.segmentor import load_segmentor
+from xami.models.build import load_detector, load_segmentor
+from xami.models.detector import DetectorConfig
 from xami.train.combined import CombinedTrainConfig, detect_boxes, matched_loss, train_combined
 from xami.train.data import encode_frozen, make_sample
 
@@ -49,7 +49,7 @@ def test_combined_trains_the_decoder_only(setup):
     for part in ("image_encoder.", "prompt_encoder."):
         assert same(params(before, part), params(after["model"], part))
     assert not same(params(before, "mask_decoder."), params(after["model"], "mask_decoder."))
-    assert load_segmentor(best, sam_size=SAM_SIZE).config.sam_size == SAM_SIZE
+    assert load_segmentor(best, sam_size=SAM_SIZE, backend="torch").config.sam_size == SAM_SIZE
 
 
 def test_no_detection_anywhere_takes_no_step(setup):
@@ -66,7 +66,7 @@ def test_no_detection_anywhere_takes_no_step(setup):
 
 def test_detections_and_matching_edge_cases(setup):
     tmp, detector = setup
-    segmentor = load_segmentor(tmp / "init.pt", sam_size=SAM_SIZE)
+    segmentor = load_segmentor(tmp / "init.pt", sam_size=SAM_SIZE, backend="torch")
     frame = np.full((SIZE, SIZE), 60, np.uint8)
     mask = np.zeros((1, SIZE, SIZE), bool)
     mask[0, 10:30, 10:30] = True

@@ -12,7 +12,7 @@ from xami.data import Annotation, Dataset, ImageRecord, read_yolo, write_dataset
 from xami.data.polygons import mask_to_polygons
 from xami.errors import CheckpointError, DatasetError
 from xami.io.images import write_frame
-from xami.models.detector import load_detector
+from xami.models.build import load_detector
 from xami.train.detector import DetectorTrainConfig, train_detector
 
 

@@ -15,7 +15,9 @@ from xami.data import Annotation, Dataset, ImageRecord, write_dataset
 from xami.data.polygons import mask_to_polygons
 from xami.errors import CheckpointError, DatasetError, InputError
 from xami.io.images import write_frame
-from xami.models.segmentor import Segmentor, SegmentorConfig, build_segmentor, load_segmentor
+from xami.models.box_segmentor import SegmentorConfig
+from xami.models.build import load_segmentor
+from xami.models.segmentor import Segmentor, build_segmentor
 from xami.train import loop
 from xami.train.augment import AugmentConfig, augment_sample, jitter_boxes
 from xami.train.data import EmbeddingCache, make_sample
@@ -104,7 +106,7 @@ def test_training_reduces_the_loss_and_writes_the_run(tiny):
     assert (tmp / "run3" / "metrics.csv").read_text().startswith("epoch,step,lr,train_total")
     saved = json.loads((tmp / "run3" / "xami_config.json").read_text())
     assert saved["train"]["sam_size"] == SAM_SIZE and saved["kind"] == "segmentor"
-    segmentor = load_segmentor(best, sam_size=SAM_SIZE)
+    segmentor = load_segmentor(best, sam_size=SAM_SIZE, backend="torch")
     assert segmentor.predict(np.full((SIZE, SIZE), 50, np.uint8), [[10, 10, 40, 40]]).masks.shape \
         == (1, SIZE, SIZE)
 
@@ -141,7 +143,7 @@ def test_embeddings_are_encoded_once_per_image(tiny):
 def test_cache_is_reused_and_a_changed_encoder_invalidates_it(tiny, tmp_path, rng):
     tmp, _, _ = tiny
     frame = rng.integers(1, 255, (SIZE, SIZE), dtype=np.uint8)
-    segmentor = load_segmentor(tmp / "init.pt", sam_size=SAM_SIZE)
+    segmentor = load_segmentor(tmp / "init.pt", sam_size=SAM_SIZE, backend="torch")
     calls = encoder_calls(segmentor)
     cache = EmbeddingCache(tmp_path, segmentor)
     first = cache.embed(frame)
@@ -214,7 +216,8 @@ def test_cli_trains_from_random_weights(tiny, capsys):
                  str(tmp / "cfg.yaml"), "--out", str(out)])
     assert code == 0 and "best checkpoint" in capsys.readouterr().out
     assert (out / "weights" / "best.pt").is_file() and (out / "metrics.csv").is_file()
-    assert load_segmentor(out / "weights" / "best.pt", sam_size=SAM_SIZE).config.sam_size == 128
+    best = load_segmentor(out / "weights" / "best.pt", sam_size=SAM_SIZE, backend="torch")
+    assert best.config.sam_size == 128
     # random init with seed 0 = the fixture's init: the shared cache already held every image
     assert len(list((tmp / "cache").glob("*.pt"))) == 3
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 
 from xami.errors import CheckpointError
-from xami.models.detector import BUNDLED_DETECTOR, Detector, DetectorConfig, load_detector
+from xami.models.build import bundled_detector, load_detector
 from xami.models.yolo_onnx import OnnxYolo, letterbox, load_onnx_yolo, resize_linear
 from xami.sim import simulate_image
 from xami.structures import Instances
@@ -24,8 +23,8 @@ from xami.structures import Instances
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     """The bundled detector exported by ultralytics to ONNX (in a scratch copy's folder)."""
-    weights = tmp_path_factory.mktemp("detector") / BUNDLED_DETECTOR.name
-    shutil.copyfile(BUNDLED_DETECTOR, weights)
+    weights = tmp_path_factory.mktemp("detector") / bundled_detector("torch").name
+    shutil.copyfile(bundled_detector("torch"), weights)
     return Path(load_detector(weights, backend="onnx").source)
 
 
@@ -58,7 +57,7 @@ def assert_same(found: Instances, expected: Instances) -> None:
 def test_engine_gives_the_torch_instances(exported, frames):
     torch_detector = load_detector(backend="torch")
     engine = load_detector(exported, backend="onnx")
-    assert isinstance(engine.model, OnnxYolo) and engine.source == str(exported)
+    assert isinstance(engine, OnnxYolo) and engine.source == str(exported)
     counts, box_diff, score_diff, agreement = [], 0.0, 0.0, 1.0
     for frame in frames:
         expected, found = torch_detector.predict(frame), engine.predict(frame)
@@ -105,10 +104,9 @@ def test_outputs_and_instances_do_not_depend_on_threads(exported, frames):
     for a, b in zip(one.session.run(None, blob), two.session.run(None, blob), strict=True):
         assert a.tobytes() == b.tobytes()
     for frame in frames[:5]:
-        settings = dataclasses.asdict(DetectorConfig())
-        found = one.predict(frame, **settings)
+        found = one.predict(frame)
         assert len(found) > 0
-        assert_same(two.predict(frame, **settings), found)
+        assert_same(two.predict(frame), found)
 
 
 def test_bad_onnx_files_are_named(exported, tmp_path):
@@ -143,7 +141,7 @@ for name in ("torch", "torchvision", "ultralytics", "cv2", "onnx"):
     sys.modules[name] = None  # any import of them now fails
 import numpy as np
 from xami.errors import MissingExtraError
-from xami.models.detector import load_detector
+from xami.models.build import load_detector
 
 detector = load_detector(sys.argv[1], backend="onnx")
 found = detector.predict(np.load(sys.argv[2]))
@@ -163,10 +161,11 @@ def test_predicts_without_torch_ultralytics_or_opencv(exported, frames, tmp_path
     frame = tmp_path / "frame.npy"
     np.save(frame, frames[1])
     run = subprocess.run([sys.executable, "-c", NO_TORCH, str(exported), str(frame),
-                          str(BUNDLED_DETECTOR)], capture_output=True, text=True, check=False)
+                          str(bundled_detector("torch"))], capture_output=True, text=True,
+                         check=False)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
-    expected = Detector(load_onnx_yolo(exported)).predict(frames[1])
+    expected = load_onnx_yolo(exported).predict(frames[1])
     assert len(out["labels"]) == len(expected) > 0
     np.testing.assert_array_equal(out["boxes"], expected.boxes)
     np.testing.assert_array_equal(out["scores"], expected.scores)

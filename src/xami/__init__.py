@@ -17,10 +17,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Detector": "xami.models.detector",
-    "load_detector": "xami.models.detector",
+    "load_detector": "xami.models.build",
     "Pipeline": "xami.pipeline",
     "Segmentor": "xami.models.segmentor",
-    "load_segmentor": "xami.models.segmentor",
+    "load_segmentor": "xami.models.build",
 }
 
 __all__ = [

@@ -21,7 +21,8 @@ from xami import __version__
 from xami.errors import MissingExtraError, UsageError, XamiError
 from xami.extras import missing_extra
 from xami.instrument import RELEASED_SIZE
-from xami.models.detector import BACKENDS, DEFAULT_BACKEND, DetectorConfig
+from xami.models.build import BACKENDS, DEFAULT_BACKEND
+from xami.models.detector import DetectorConfig
 
 if TYPE_CHECKING:
     from xami.priors import PriorConfig

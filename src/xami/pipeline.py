@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xami.errors import NoDetectionsWarning, UsageError
-from xami.models.detector import DEFAULT_BACKEND, Detector, DetectorConfig, load_detector
+from xami.models.build import DEFAULT_BACKEND, load_detector, load_segmentor
+from xami.models.detector import Detector, DetectorConfig
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
 from xami.preprocess import frame_rebin_factor
 from xami.priors import PriorConfig, apply_priors
 from xami.structures import Instances
 
 if TYPE_CHECKING:
-    from xami.models.segmentor import Segmentor
+    from xami.models.box_segmentor import BoxSegmentor
 
 SCORE_DECIMALS = 4
 """Decimals of the scores `Pipeline.predict` returns (and every output holds). Torch's float sums
@@ -45,10 +46,10 @@ class PipelineSpec:
     Attributes
     ----------
     detector : str or os.PathLike, optional
-        Detector checkpoint or model yaml (`xami.models.detector.load_detector`); None: the
+        Detector checkpoint or model yaml (`xami.models.build.load_detector`); None: the
         bundled weights of the installation that builds the pipeline.
     segmentor : str or os.PathLike, optional
-        SAM checkpoint (`xami.models.segmentor.load_segmentor`); None: the detector alone.
+        SAM checkpoint (`xami.models.build.load_segmentor`); None: the detector alone.
     sam_size : int, optional
         Segmentor input side in pixels; None: the size saved in the checkpoint (`load_segmentor`),
         and recorded as None: a run states the size it was asked for, so that a local and a Dask
@@ -58,7 +59,7 @@ class PipelineSpec:
         for the detector and the segmentor.
     quantize : str, optional
         ``"int8"``: the segmentor's ONNX encoder quantised (``backend="onnx"`` only; see
-        `xami.models.segmentor.load_segmentor`).
+        `xami.models.build.load_segmentor`).
     conf : float
         Detector confidence threshold (default `DetectorConfig.conf`).
     faint_rule : FaintRuleConfig
@@ -130,8 +131,9 @@ class Pipeline:
         from it.
     detector : Detector, optional
         A built detector, used instead of the spec's.
-    segmentor : Segmentor, optional
-        A built `xami.models.segmentor.Segmentor` (torch or ONNX), used instead of the spec's.
+    segmentor : BoxSegmentor, optional
+        A built segmentor (`xami.models.build.load_segmentor`: torch or ONNX), used instead of
+        the spec's.
 
     Attributes
     ----------
@@ -140,7 +142,7 @@ class Pipeline:
         given (and the ``sam_size`` and ``quantize`` of a segmentor given). The models it
         loads follow that backend.
     detector : Detector
-    segmentor : Segmentor or None
+    segmentor : BoxSegmentor or None
         None runs the detector alone, whose masks are kept.
 
     Raises
@@ -157,11 +159,10 @@ class Pipeline:
     """
 
     def __init__(self, spec: PipelineSpec = PipelineSpec(), *, detector: Detector | None = None,
-                 segmentor: Segmentor | None = None) -> None:
+                 segmentor: BoxSegmentor | None = None) -> None:
         self.spec = _described(spec, detector, segmentor)
         self.segmentor = segmentor if segmentor is not None else _spec_segmentor(self.spec)
         self.detector = detector or load_detector(self.spec.detector, backend=self.spec.backend)
-        self.detector.config = replace(self.detector.config, conf=self.spec.conf)
 
     def predict(self, frame: np.ndarray) -> Instances:
         """Find the artefacts of one frame.
@@ -195,7 +196,7 @@ class Pipeline:
                             f"{type(frame).__name__} {frame!r:.80}; read a file with "
                             f"xami.io.frames.load_input(path).frame")
         frame_rebin_factor(frame.shape, rebin=False)  # a size the models read, or why not
-        detections = self.detector.predict(frame)
+        detections = self.detector.predict(frame, conf=self.spec.conf)
         if len(detections) == 0:
             warnings.warn("no artefact detected", NoDetectionsWarning, stacklevel=2)
             return detections
@@ -215,7 +216,7 @@ class Pipeline:
 
 
 def _described(spec: PipelineSpec, detector: Detector | None,
-               segmentor: Segmentor | None) -> PipelineSpec:
+               segmentor: BoxSegmentor | None) -> PipelineSpec:
     """``spec`` with the files, backend and segmentor settings of the built models given."""
     given = [engine for engine in (detector, segmentor) if engine is not None]
     if len({engine.backend for engine in given}) > 1:
@@ -230,12 +231,10 @@ def _described(spec: PipelineSpec, detector: Detector | None,
     return replace(spec, **changes)
 
 
-def _spec_segmentor(spec: PipelineSpec) -> Segmentor | None:
-    """The segmentor of ``spec`` (torch is imported only when there is one: xami[train])."""
+def _spec_segmentor(spec: PipelineSpec) -> BoxSegmentor | None:
+    """The segmentor of ``spec``, or None."""
     if spec.segmentor is None:
         return None
-    from xami.models.segmentor import load_segmentor
-
     return load_segmentor(spec.segmentor, sam_size=spec.sam_size, backend=spec.backend,
                           quantize=spec.quantize)
 

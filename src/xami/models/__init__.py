@@ -1,7 +1,8 @@
-"""The models: the detector (ultralytics) and the segmentor (MobileSAM prompted by boxes).
+"""The models: the detector (YOLOv8-seg) and the segmentor (MobileSAM prompted by boxes), each on
+a torch or an ONNX Runtime engine; `xami.models.build` loads them.
 
-The names below are imported on first use, so that ``xami.models.detector`` and
-``xami.models.onnx`` are importable without PyTorch (the ``xami[train]`` extra).
+The names below are imported on first use, so that ``xami.models.build`` and the ONNX Runtime
+detector are importable without PyTorch (the ``xami[train]`` extra).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "BoxSegmentor": "xami.models.box_segmentor",
     "SAM_REGISTRY": "xami.models.sam",
-    "build_sam": "xami.models.sam",
     "Segmentor": "xami.models.segmentor",
-    "SegmentorConfig": "xami.models.segmentor",
+    "SegmentorConfig": "xami.models.box_segmentor",
+    "build_sam": "xami.models.sam",
     "build_segmentor": "xami.models.segmentor",
-    "load_segmentor": "xami.models.segmentor",
-    "prepare_image": "xami.models.segmentor",
+    "load_detector": "xami.models.build",
+    "load_segmentor": "xami.models.build",
+    "prepare_image": "xami.models.box_segmentor",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,10 +1,8 @@
-"""ONNX files: ONNX Runtime sessions, the cache of exported files and the bundled detector's export.
+"""ONNX files: ONNX Runtime sessions, ultralytics' export and the bundled detector's export.
 
-Files derived from a checkpoint (exports of the detector and the segmentor) are keyed by the
-checkpoint's SHA-256 (`file_key`) and live beside it, or under ``$XAMI_CACHE_DIR/onnx`` (default
-``~/.cache/xami/onnx``) when that folder is read-only (`cache_folder`). Nothing here imports
-PyTorch at module level: predicting with ONNX Runtime needs only ``pip install xami``; exporting
-needs ``xami[train]``. The segmentor's export is `xami.models.sam_onnx`.
+Where exported files are cached is `xami.cache.export_folder`. Nothing here imports PyTorch at
+module level: predicting with ONNX Runtime needs only ``pip install xami``; exporting needs
+``xami[train]``. The segmentor's export is `xami.models.sam_onnx`.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from xami.cache import cache_dir
 from xami.errors import CheckpointError
 from xami.extras import import_extra
 from xami.io.atomic import atomic_path, file_sha256
@@ -29,8 +26,10 @@ from xami.threads import thread_count
 
 ONNX_OPSET = 17
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_DETECTOR = WEIGHTS_DIR / "detector.pt"
+"""The bundled detector's ultralytics checkpoint, shipped in the package."""
 BUNDLED_ONNX = WEIGHTS_DIR / "detector.onnx"
-"""The bundled detector's ONNX export (`write_bundled_onnx`), shipped in the package."""
+"""Its ONNX export (`write_bundled_onnx`), shipped in the package."""
 SOURCE_SHA256_KEY = "xami_source_sha256"
 """Metadata key of an export: the SHA-256 of the checkpoint it was made from."""
 
@@ -112,32 +111,6 @@ def _unloadable(path: str | os.PathLike[str], err: Exception) -> CheckpointError
     """The error for a cached ONNX file that cannot be loaded."""
     return CheckpointError(path, f"cannot be loaded as an ONNX model ({err}); delete it to "
                                  "export it again")
-
-
-def file_key(path: str | os.PathLike[str]) -> str:
-    """The first 16 hex digits of a file's SHA-256: the cache key of what is derived from it."""
-    return file_sha256(path)[:16]
-
-
-def cache_folder(source: str | os.PathLike[str], names: list[str]) -> Path:
-    """Where files derived from ``source`` live.
-
-    Beside ``source`` when they are all there already or the folder is writable; otherwise
-    ``$XAMI_CACHE_DIR/onnx`` (default ``~/.cache/xami/onnx``).
-    """
-    folder = Path(source).resolve().parent
-    if all((folder / name).is_file() for name in names) or _writable(folder):
-        return folder
-    return cache_dir() / "onnx"
-
-
-def _writable(folder: Path) -> bool:
-    """Whether a file can be created in ``folder`` (tried, as permissions can mislead)."""
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 def export_ultralytics(checkpoint: str | os.PathLike[str], target: str | os.PathLike[str], *,
@@ -290,7 +263,7 @@ def write_bundled_onnx(checkpoint: str | os.PathLike[str] | None = None,
     Parameters
     ----------
     checkpoint : str or os.PathLike, optional
-        Default: the bundled ``weights/detector.pt``.
+        Default: `BUNDLED_DETECTOR`.
     target : str or os.PathLike, optional
         Default: `BUNDLED_ONNX`.
 
@@ -305,7 +278,7 @@ def write_bundled_onnx(checkpoint: str | os.PathLike[str] | None = None,
     PosixPath('.../xami/weights/detector.onnx')
     """
     onnx = import_extra("onnx", "the ONNX export")
-    checkpoint = Path(checkpoint or WEIGHTS_DIR / "detector.pt")
+    checkpoint = Path(checkpoint or BUNDLED_DETECTOR)
     target = Path(target or BUNDLED_ONNX)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         plain = Path(scratch) / "fp32.onnx"

@@ -6,7 +6,7 @@ Two graphs per model and ``sam_size`` (opset 17, torch's TorchScript-based expor
   fixed by ``S``; batches run image by image);
 - the prompt encoder + mask decoder, ``embeddings, boxes [N, 4] -> masks [N, 4, S/4, S/4],
   iou_pred [N, 4]`` for any number of boxes N: SAM's four outputs (single mask, then the three
-  multimask ones), so that `Segmentor`'s own code picks the mask as the torch backend does.
+  multimask ones), so that `BoxSegmentor`'s own code picks the mask as the torch backend does.
 
 Both agree with the torch backend to ~1e-5 in the embeddings and ~1e-6 in the logits. Optionally
 the encoder is quantised to INT8 (ONNX Runtime's dynamic quantisation of its MatMul/Gemm
@@ -17,7 +17,7 @@ masks' IoU with the fp32 ones >= 0.96; the encoder only 5-10% faster than fp32 O
 
 Cached files are named ``<checkpoint name>.<SHA-256 prefix>.sam<S>.g<G>.<part>.onnx`` (``G``:
 `GRAPH_VERSION`) and written atomically beside the checkpoint, or under ``$XAMI_CACHE_DIR/onnx``
-(default ``~/.cache/xami/onnx``) when that folder is read-only (`xami.models.onnx.cache_folder`).
+(default ``~/.cache/xami/onnx``) when that folder is read-only (`xami.cache.export_folder`).
 A changed checkpoint, ``sam_size`` or graph gives new names, so stale files are never used. A
 cached file that ONNX Runtime cannot load (it was not written by xami: writes are atomic) raises
 `xami.errors.CheckpointError` naming it; delete it to export it again.
@@ -28,37 +28,39 @@ from __future__ import annotations
 import copy
 import functools
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import onnxruntime as ort
 import torch
 from torch import nn
 
+from xami.cache import export_folder, file_key
 from xami.errors import InputError
 from xami.io.atomic import atomic_path
-from xami.models.onnx import ONNX_OPSET, cache_folder, file_key, ort_session, quiet_onnx_export
+from xami.models.box_segmentor import BoxSegmentor, SegmentorConfig, read_segmentor_checkpoint
+from xami.models.onnx import ONNX_OPSET, ort_session, quiet_onnx_export
 from xami.models.sam import (
     SAM_PATCH_SIZE,
+    build_sam,
     decode_boxes,
     is_layer_norm_2d,
     layer_norm_2d,
     load_sam_state,
 )
-from xami.models.segmentor import QUANTIZATIONS, Segmentor, SegmentorConfig, build_segmentor
 
 GRAPH_VERSION = 2
 """Raised whenever the exported graphs change, so that no cache holds an older graph."""
 PARTS = ("encoder", "decoder")
+QUANTIZATIONS = ("int8",)
+"""Quantisations of the encoder (`quantize_int8`)."""
 
 
-class OnnxSegmentor(Segmentor):
-    """A `Segmentor` whose encoder and decoder run in ONNX Runtime (CPU), for inference only.
+class OnnxSegmentor(BoxSegmentor):
+    """A `BoxSegmentor` whose encoder and decoder run in ONNX Runtime (CPU), for inference only.
 
-    Same methods and outputs as the torch `Segmentor` (tensors on the CPU, never with
-    gradients); it holds no torch model (no ``model`` attribute) and cannot be saved as a
-    checkpoint: save the torch segmentor it was exported from.
+    Same methods and outputs as the torch `xami.models.segmentor.Segmentor` (tensors on the
+    CPU, never with gradients); the weights live in the ONNX files: train and save the torch
+    segmentor they were exported from.
 
     Parameters
     ----------
@@ -71,6 +73,8 @@ class OnnxSegmentor(Segmentor):
         The settings the files were exported for (``sam_size``) and are run with.
     quantize : str, optional
         ``"int8"`` when the encoder is the quantised one.
+    source : str, optional
+        The checkpoint the files were exported from, or None.
 
     Examples
     --------
@@ -82,16 +86,12 @@ class OnnxSegmentor(Segmentor):
     backend = "onnx"
 
     def __init__(self, encoder: ort.InferenceSession, decoder: ort.InferenceSession,
-                 config: SegmentorConfig, *, quantize: str | None = None) -> None:
+                 config: SegmentorConfig, *, quantize: str | None = None,
+                 source: str | None = None) -> None:
+        super().__init__(config, source=source)
         self.encoder = encoder
         self.decoder = decoder
-        self.config = config
         self.quantize = quantize
-
-    def checkpoint(self) -> dict[str, Any]:
-        """Not available: the weights live in the ONNX files."""
-        raise InputError(None, "an ONNX segmentor has no torch weights to save; save the torch "
-                               "segmentor it was exported from")
 
     def _encode(self, prepared: torch.Tensor) -> torch.Tensor:
         """The ONNX encoder, image by image (its input shape is fixed)."""
@@ -183,14 +183,17 @@ def quantize_int8(source: str | os.PathLike[str], target: str | os.PathLike[str]
                          weight_type=QuantType.QUInt8, extra_options={"MatMulConstBOnly": True})
 
 
-def onnx_segmentor(segmentor: Segmentor, folder: str | os.PathLike[str], *,
+def onnx_segmentor(model: nn.Module, config: SegmentorConfig, folder: str | os.PathLike[str], *,
                    quantize: str | None = None) -> OnnxSegmentor:
-    """Export a torch segmentor to ``folder`` and return its ONNX Runtime twin.
+    """Export a torch SAM model to ``folder`` and return its ONNX Runtime segmentor.
 
     Parameters
     ----------
-    segmentor : Segmentor
-        A torch segmentor (e.g. from `xami.models.segmentor.build_segmentor`), in eval mode.
+    model : torch.nn.Module
+        A SAM model (e.g. ``Segmentor.model`` of `xami.models.segmentor.build_segmentor`) built
+        for ``config.sam_size``, in eval mode.
+    config : SegmentorConfig
+        The settings it was built for and the segmentor runs with.
     folder : str or os.PathLike
         Where to write ``sam<S>.encoder.onnx``, ``sam<S>.decoder.onnx`` (and
         ``sam<S>.encoder.int8.onnx``); existing files are replaced.
@@ -200,58 +203,62 @@ def onnx_segmentor(segmentor: Segmentor, folder: str | os.PathLike[str], *,
     Returns
     -------
     OnnxSegmentor
-        With ``segmentor``'s config.
+        With ``config``.
 
     Examples
     --------
     >>> segmentor = build_segmentor(SegmentorConfig(sam_size=512))  # doctest: +SKIP
-    >>> fast = onnx_segmentor(segmentor, "onnx")  # doctest: +SKIP
+    >>> fast = onnx_segmentor(segmentor.model, segmentor.config, "onnx")  # doctest: +SKIP
     """
     _check_quantize(quantize)
-    paths = _paths(Path(folder), f"sam{segmentor.config.sam_size}.g{GRAPH_VERSION}", quantize)
-    export_sam(segmentor.model, segmentor.config.sam_size, paths["encoder"], paths["decoder"])
+    paths = _paths(Path(folder), f"sam{config.sam_size}.g{GRAPH_VERSION}", quantize)
+    export_sam(model, config.sam_size, paths["encoder"], paths["decoder"])
     if quantize is not None:
         quantize_int8(paths["encoder"], paths[quantize])
-    return _from_files(paths, segmentor.config, quantize)
+    return _from_files(paths, config, quantize)
 
 
-def cached_onnx_segmentor(checkpoint: str | os.PathLike[str], config: SegmentorConfig,
-                          state_dict: Mapping[str, torch.Tensor], *,
+def cached_onnx_segmentor(checkpoint: str | os.PathLike[str], *, sam_size: int | None = None,
                           quantize: str | None = None) -> OnnxSegmentor:
     """The ONNX segmentor of a checkpoint, exported on first use and cached (module docstring).
 
     Parameters
     ----------
     checkpoint : str or os.PathLike
-        The SAM checkpoint file (it names and keys the cached files).
-    config : SegmentorConfig
-        The checkpoint's config at the requested ``sam_size``.
-    state_dict : mapping of str to torch.Tensor
-        The checkpoint's tensors, loaded into a torch model only when the encoder or decoder
-        has to be exported.
+        A SAM checkpoint (`xami.models.box_segmentor.read_segmentor_checkpoint`); it names and
+        keys the cached files, and its tensors are loaded into a torch model only when the
+        encoder or decoder has to be exported.
+    sam_size : int, optional
+        Model input side; None: the checkpoint's saved ``sam_size``, else `SegmentorConfig`'s.
     quantize : str, optional
         ``"int8"`` to run a dynamically quantised encoder (quantised from the cached fp32 one).
 
     Returns
     -------
     OnnxSegmentor
+        Whose ``source`` is ``checkpoint``.
 
     Raises
     ------
     xami.errors.CheckpointError
-        The state dict does not match the model (at export), or a cached file cannot be loaded.
+        The checkpoint is missing or unreadable, its state dict or config does not match the
+        model (at export), or a cached file cannot be loaded.
+    xami.errors.InputError
+        Unsupported ``quantize``.
     """
     _check_quantize(quantize)
-    checkpoint = Path(checkpoint)
+    state_dict, config = read_segmentor_checkpoint(checkpoint, sam_size)
+    source, checkpoint = str(checkpoint), Path(checkpoint)
     prefix = f"{checkpoint.name}.{file_key(checkpoint)}.sam{config.sam_size}.g{GRAPH_VERSION}"
     names = [path.name for path in _paths(Path(), prefix, quantize).values()]
-    paths = _paths(cache_folder(checkpoint, names), prefix, quantize)
+    paths = _paths(export_folder(checkpoint, names), prefix, quantize)
     if not (paths["encoder"].is_file() and paths["decoder"].is_file()):
-        model = load_sam_state(build_segmentor(config).model, state_dict, checkpoint)
-        export_sam(model, config.sam_size, paths["encoder"], paths["decoder"])
+        model = build_sam(config.model_type, img_size=config.sam_size)
+        export_sam(load_sam_state(model, state_dict, checkpoint), config.sam_size,
+                   paths["encoder"], paths["decoder"])
     if quantize is not None and not paths[quantize].is_file():
         quantize_int8(paths["encoder"], paths[quantize])
-    return _from_files(paths, config, quantize)
+    return _from_files(paths, config, quantize, source=source)
 
 
 def _check_quantize(quantize: str | None) -> None:
@@ -269,8 +276,9 @@ def _paths(folder: Path, prefix: str, quantize: str | None) -> dict[str, Path]:
     return paths
 
 
-def _from_files(paths: dict[str, Path], config: SegmentorConfig,
-                quantize: str | None) -> OnnxSegmentor:
+def _from_files(paths: dict[str, Path], config: SegmentorConfig, quantize: str | None, *,
+                source: str | None = None) -> OnnxSegmentor:
     """Open the sessions of an export."""
     encoder = ort_session(paths[quantize or "encoder"])
-    return OnnxSegmentor(encoder, ort_session(paths["decoder"]), config, quantize=quantize)
+    return OnnxSegmentor(encoder, ort_session(paths["decoder"]), config, quantize=quantize,
+                         source=source)

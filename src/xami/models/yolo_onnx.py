@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from xami.classes import BY_YOLO_INDEX, CLASSES
-from xami.errors import CheckpointError, InputError
+from xami.cache import export_folder, file_key
+from xami.classes import BY_YOLO_INDEX
+from xami.errors import CheckpointError
+from xami.models.detector import Detector, DetectorConfig
 from xami.models.onnx import ort_session
 from xami.structures import Instances
 
@@ -42,47 +44,17 @@ RESIZE_COEF_SCALE = 2048
 """cv2's fixed-point weight scale for 8-bit bilinear resizing (``INTER_RESIZE_COEF_BITS = 11``)."""
 
 
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """An 8-bit ``[H, W]`` or ``[H, W, 3]`` frame as the ``[H, W, 3]`` array ultralytics takes."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise InputError(None, f"expected an 8-bit frame (uint8), got dtype {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
-        raise InputError(None, f"expected an image of shape [H, W] or [H, W, 3], got {image.shape}")
-    return np.ascontiguousarray(image)
-
-
-def check_class_names(names: dict[int, str], source: str | os.PathLike[str] | None) -> None:
-    """Refuse a detector whose classes are not the XAMI classes.
-
-    Parameters
-    ----------
-    names : dict of int to str
-        The detector's class names by YOLO index.
-    source : str or os.PathLike, optional
-        The file they come from, for the message.
-
-    Raises
-    ------
-    xami.errors.CheckpointError
-        The names differ from `xami.classes.CLASSES`.
-    """
-    expected = {c.yolo_index: c.name for c in CLASSES}
-    if names != expected:
-        raise CheckpointError(source or None,
-                              f"detector classes {names} are not the XAMI classes {expected}")
-
-
-class OnnxYolo:
-    """An ultralytics YOLOv8-seg ONNX export run as ultralytics' predictor does (module docstring).
+class OnnxYolo(Detector):
+    """A `Detector` on an ultralytics YOLOv8-seg ONNX export, run as ultralytics' predictor does
+    (module docstring).
 
     Parameters
     ----------
     session : onnxruntime.InferenceSession
         A session of the export; its metadata (written by ultralytics) must name the XAMI
         classes.
+    config : DetectorConfig
+        Inference settings.
     source : str or os.PathLike
         The file, for messages.
 
@@ -98,50 +70,31 @@ class OnnxYolo:
     >>> engine.predict(frame).boxes  # doctest: +SKIP
     """
 
-    def __init__(self, session: ort.InferenceSession, *, source: str | os.PathLike[str]) -> None:
+    backend = "onnx"
+
+    def __init__(self, session: ort.InferenceSession, config: DetectorConfig = DetectorConfig(),
+                 *, source: str | os.PathLike[str]) -> None:
         meta = session.get_modelmeta().custom_metadata_map
         if meta.get("task") != "segment" or meta.get("end2end", "False") != "False":
             raise CheckpointError(source, f"not an ultralytics YOLO segmentation export (task "
                                           f"{meta.get('task')!r}, end2end {meta.get('end2end')})")
         try:
-            self.names = {int(k): str(v) for k, v in ast.literal_eval(meta["names"]).items()}
+            names = {int(k): str(v) for k, v in ast.literal_eval(meta["names"]).items()}
         except (KeyError, ValueError, SyntaxError, AttributeError) as err:
             raise CheckpointError(source, f"no class names in its metadata ({err!r})") from None
-        check_class_names(self.names, source)
+        super().__init__(names, config, source=str(source))
         self.stride = int(meta.get("stride", 32))
         self.session = session
-        self.source = str(source)
 
-    def predict(self, image: np.ndarray, *, conf: float, iou: float,
-                imgsz: int, max_det: int) -> Instances:
-        """Detect artefacts in one frame.
-
-        Parameters
-        ----------
-        image : numpy.ndarray
-            8-bit frame, ``uint8 [H, W]`` or BGR ``[H, W, 3]``.
-        conf : float
-            Minimum class score of a detection.
-        iou : float
-            IoU above which class-aware NMS drops the lower-scored box.
-        imgsz : int
-            Side of the model input, pixels (the frame is letterboxed to it).
-        max_det : int
-            Maximum number of detections.
-
-        Returns
-        -------
-        Instances
-            Boxes XYXY in the frame's pixels, masks at the frame's size, COCO labels and scores,
-            by decreasing score.
-        """
-        bgr = as_bgr(image)
-        x = letterbox(bgr, imgsz, stride=self.stride)
+    def _detect(self, bgr: np.ndarray, conf: float) -> Instances:
+        """Letterbox, run the export, NMS at ``conf`` and the masks at the frame's size."""
+        c = self.config
+        x = letterbox(bgr, c.imgsz, stride=self.stride)
         blob = np.ascontiguousarray(x[:, :, ::-1].transpose(2, 0, 1))[None]
         inputs = {self.session.get_inputs()[0].name: blob.astype(np.float32) / np.float32(255)}
         preds, protos = self.session.run(None, inputs)
         boxes, scores, classes, coeffs = _nms_detections(preds[0], len(self.names), conf=conf,
-                                                         iou=iou, max_det=max_det)
+                                                         iou=c.iou, max_det=c.max_det)
         shape = bgr.shape[:2]
         boxes = _boxes_to_frame(boxes, x.shape[:2], shape)
         masks = _masks(protos[0], coeffs, boxes, shape)
@@ -151,13 +104,16 @@ class OnnxYolo:
                          scores[kept].astype(np.float64))
 
 
-def load_onnx_yolo(path: str | os.PathLike[str]) -> OnnxYolo:
+def load_onnx_yolo(path: str | os.PathLike[str], config: DetectorConfig = DetectorConfig(),
+                   ) -> OnnxYolo:
     """Open an ultralytics YOLOv8-seg ONNX export on `xami.models.onnx.ort_session`.
 
     Parameters
     ----------
     path : str or os.PathLike
         The ONNX file (e.g. made by ``load_detector(checkpoint, backend="onnx")``).
+    config : DetectorConfig
+        Inference settings.
 
     Returns
     -------
@@ -176,7 +132,48 @@ def load_onnx_yolo(path: str | os.PathLike[str]) -> OnnxYolo:
     except CheckpointError as err:  # its advice to delete the file is for cached exports only
         raise CheckpointError(path, f"cannot be loaded as an ONNX model ({err.__cause__})",
                               ) from None
-    return OnnxYolo(session, source=path)
+    return OnnxYolo(session, config, source=path)
+
+
+def cached_onnx_yolo(checkpoint: Path, config: DetectorConfig = DetectorConfig()) -> OnnxYolo:
+    """The ONNX export of an ultralytics checkpoint, made on first use and cached.
+
+    The checkpoint is checked first (`xami.models.safe_load.read_ultralytics_checkpoint`), even
+    when its export is cached. The export (`xami.models.onnx.export_ultralytics`, needs
+    ``xami[train]``) is named ``<checkpoint name>.<SHA-256 prefix>.onnx`` and lives where
+    `xami.cache.export_folder` says: beside the checkpoint, or under ``$XAMI_CACHE_DIR/onnx``.
+
+    Parameters
+    ----------
+    checkpoint : pathlib.Path
+        An ultralytics ``.pt`` checkpoint.
+    config : DetectorConfig
+        Inference settings (``imgsz`` is also the export's size).
+
+    Returns
+    -------
+    OnnxYolo
+        Whose ``source`` is the exported file.
+
+    Raises
+    ------
+    xami.errors.CheckpointError
+        The checkpoint is missing or not loadable, or its cached export cannot be loaded.
+    xami.errors.MissingExtraError
+        torch or ultralytics is not installed.
+    """
+    from xami.models.onnx import check_onnx_file, export_ultralytics
+    from xami.models.safe_load import read_ultralytics_checkpoint
+
+    if not checkpoint.is_file():
+        raise CheckpointError(checkpoint, "detector checkpoint not found")
+    read_ultralytics_checkpoint(checkpoint)
+    name = f"{checkpoint.name}.{file_key(checkpoint)}.onnx"
+    target = export_folder(checkpoint, [name]) / name
+    if not target.is_file():
+        export_ultralytics(checkpoint, target, imgsz=config.imgsz)
+    check_onnx_file(target)
+    return load_onnx_yolo(target, config)
 
 
 def letterbox(image: np.ndarray, imgsz: int, *, stride: int = 32) -> np.ndarray:

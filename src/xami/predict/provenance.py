@@ -9,7 +9,7 @@ from typing import Any
 
 from xami import __version__
 from xami.io.atomic import file_sha256
-from xami.models.detector import bundled_detector
+from xami.models.build import bundled_detector
 from xami.pipeline import PipelineSpec
 
 

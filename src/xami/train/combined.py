@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,10 @@ from tqdm import tqdm
 
 from xami.errors import InputError
 from xami.eval.matching import hungarian_match, mask_iou_matrix
-from xami.models.detector import Detector, DetectorConfig, load_detector
-from xami.models.segmentor import Segmentor, SegmentorConfig
+from xami.models.box_segmentor import SegmentorConfig
+from xami.models.build import load_detector
+from xami.models.detector import Detector
+from xami.models.segmentor import Segmentor
 from xami.train.data import Embedder, EmbeddingCache, Sample, make_embedder
 from xami.train.loop import ImageLosses, Run, check_loop_config, coerce_nested, fit
 from xami.train.losses import LossConfig, LossTerms, segmentor_loss
@@ -99,16 +101,18 @@ class CombinedTrainConfig:
         return False
 
 
-def detect_boxes(detector: Detector, samples: Sequence[Sample], *, limit: int | None = None,
-                 progress: bool = True) -> dict[str, np.ndarray]:
+def detect_boxes(detector: Detector, samples: Sequence[Sample], *, conf: float | None = None,
+                 limit: int | None = None, progress: bool = True) -> dict[str, np.ndarray]:
     """The detector's boxes on each sample, most confident first.
 
     Parameters
     ----------
     detector : xami.models.detector.Detector
-        The frozen detector, with the confidence threshold to use.
+        The frozen detector.
     samples : sequence of Sample
         The frames.
+    conf : float or None
+        Minimum box confidence; None: the detector's ``config.conf``.
     limit : int or None
         Keep at most this many boxes per frame.
     progress : bool
@@ -121,7 +125,7 @@ def detect_boxes(detector: Detector, samples: Sequence[Sample], *, limit: int | 
     """
     boxes = {}
     for sample in tqdm(samples, desc="detector boxes", disable=not progress, leave=False):
-        found = detector.predict(sample.frame)
+        found = detector.predict(sample.frame, conf=conf)
         order = np.argsort(-found.scores, kind="stable")[:limit]
         boxes[sample.key] = found.boxes[order].reshape(-1, 4)
     return boxes
@@ -162,14 +166,6 @@ def _detector_prompt_losses(segmentor: Segmentor, config: CombinedTrainConfig, e
     return losses
 
 
-def _frozen_detector(detector: str | os.PathLike[str] | Detector, conf: float) -> Detector:
-    """The detector with the stage's confidence threshold."""
-    if isinstance(detector, Detector):
-        return Detector(detector.model, replace(detector.config, conf=conf),
-                        source=detector.source)
-    return load_detector(detector, config=DetectorConfig(conf=conf), backend="torch")
-
-
 def train_combined(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
                    detector: str | os.PathLike[str] | Detector,
                    segmentor: str | os.PathLike[str] | Segmentor,
@@ -184,8 +180,8 @@ def train_combined(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
     out : str or os.PathLike
         Run folder, laid out as `xami.train.segmentor.train_segmentor`'s.
     detector : str, os.PathLike or Detector
-        The trained detector (ultralytics checkpoint or yaml, or a loaded `Detector`); its
-        confidence threshold is replaced by ``config.conf``.
+        The trained detector (ultralytics checkpoint or yaml, loaded on torch, or a loaded
+        `Detector`); it detects at ``config.conf``.
     segmentor : str, os.PathLike or Segmentor
         The segmentor to start from (e.g. the segmentor stage's ``best.pt``), loaded at
         ``config.sam_size``. Ignored when resuming.
@@ -199,7 +195,7 @@ def train_combined(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
     Returns
     -------
     pathlib.Path
-        ``OUT/weights/best.pt``, loadable with `xami.models.segmentor.load_segmentor`.
+        ``OUT/weights/best.pt``, loadable with `xami.models.build.load_segmentor`.
 
     Raises
     ------
@@ -215,9 +211,10 @@ def train_combined(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
     """
     out = Path(out).resolve()
     train, valid = load_split_samples(data)
-    frozen = _frozen_detector(detector, config.conf)
-    boxes = detect_boxes(frozen, [*train, *valid], limit=config.max_boxes_per_image,
-                         progress=progress)
+    if not isinstance(detector, Detector):
+        detector = load_detector(detector, backend="torch")
+    boxes = detect_boxes(detector, [*train, *valid], conf=config.conf,
+                         limit=config.max_boxes_per_image, progress=progress)
     model = run_segmentor(segmentor, out, sam_size=config.sam_size, seed=config.seed,
                           resume=resume)
     cache = EmbeddingCache(config.cache_dir or out / "embeddings", model) if config.cache else None

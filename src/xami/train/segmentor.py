@@ -20,7 +20,8 @@ import torch
 
 from xami.data import load_dataset
 from xami.errors import DatasetError, InputError
-from xami.models.segmentor import Segmentor, SegmentorConfig, build_segmentor, load_segmentor
+from xami.models.box_segmentor import SegmentorConfig
+from xami.models.segmentor import Segmentor, build_segmentor, load_torch_segmentor
 from xami.train.augment import AugmentConfig, augment_sample, jitter_boxes
 from xami.train.data import Embedder, EmbeddingCache, Sample, load_samples, make_embedder
 from xami.train.loop import ImageLosses, Run, check_loop_config, coerce_nested, fit
@@ -120,7 +121,7 @@ def initial_segmentor(init: str | os.PathLike[str] | Segmentor | None, *, sam_si
                                    f"the config asks for {sam_size}")
         return init
     if init is not None:
-        return load_segmentor(init, sam_size=sam_size)
+        return load_torch_segmentor(init, sam_size=sam_size)
     torch.manual_seed(seed)
     return build_segmentor(SegmentorConfig(sam_size=sam_size))
 
@@ -197,7 +198,7 @@ def train_segmentor(data: str | os.PathLike[str], out: str | os.PathLike[str], *
     -------
     pathlib.Path
         ``OUT/weights/best.pt``, the weights of the epoch with the lowest validation loss,
-        loadable with `xami.models.segmentor.load_segmentor`.
+        loadable with `xami.models.build.load_segmentor`.
 
     Raises
     ------
