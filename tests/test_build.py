@@ -11,7 +11,7 @@ import pytest
 import xami.models
 from xami.models.build import BACKENDS, bundled_detector, load_detector
 from xami.models.detector import Detector, DetectorConfig
-from xami.pipeline import Pipeline
+from xami.pipeline import Pipeline, PipelineSpec
 from xami.sim import simulate_image
 
 MODELS = Path(xami.models.__file__).parent
@@ -55,8 +55,8 @@ def test_both_detector_engines_keep_one_contract(detectors, frames):
 
 def test_pipeline_passes_its_conf_and_leaves_the_detector_alone(detectors, frames):
     detector = detectors["onnx"]
-    pipe = Pipeline(detector, conf=0.3, streak_fit=None, priors=None)
-    assert pipe.conf == 0.3 and detector.config.conf == DetectorConfig.conf
+    pipe = Pipeline(PipelineSpec(conf=0.3, streak_fit=None, priors=None), detector=detector)
+    assert pipe.spec.conf == 0.3 and detector.config.conf == DetectorConfig.conf
     found, expected = pipe.predict(frames[0]), detector.predict(frames[0], conf=0.3)
     assert len(found) == len(expected) > 0 and (found.scores >= 0.3).all()
     np.testing.assert_array_equal(found.labels, expected.labels)

@@ -61,6 +61,7 @@ def test_a_given_detector_is_described_by_the_spec(detector):
     """Settings come from the spec; the model's file and backend from the model."""
     pipe = Pipeline(PipelineSpec(conf=0.3, priors=None), detector=detector)
     assert pipe.detector is detector and pipe.segmentor is None
+    assert detector.config.conf == DetectorConfig.conf  # the pipeline's conf is passed, not set
     assert (pipe.spec.detector, pipe.spec.backend) == (os.path.abspath(detector.source), "torch")
     settings = provenance(pipe.spec)["settings"]
     assert (settings["conf"], settings["backend"], settings["priors"]) == (0.3, "torch", None)
