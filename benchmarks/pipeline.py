@@ -65,10 +65,11 @@ from xami.models.sam import build_sam_vit_t, load_sam_state, read_checkpoint
 from xami.models.segmentor import build_segmentor
 from xami.pipeline import PipelineSpec
 from xami.postprocess import apply_faint_rule, apply_streak_fit
-from xami.products import MaskGrid, write_mask_fits, write_regions
+from xami.products import write_mask_fits, write_regions
 from xami.report.overlay import render_overlay, write_png
 from xami.sim import simulate_image
 from xami.structures import Instances, encode_rle, masks_to_boxes, xyxy_to_xywh
+from xami.wcs import MaskGrid
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PEAK_GFLOPS = 157.0  # 2 cores x 2.45 GHz x 32 fp32 FLOP/cycle (AVX2 FMA)

@@ -28,11 +28,11 @@ from xami.models.detector import DetectorConfig
 from xami.models.segmentor import build_segmentor
 from xami.pipeline import Pipeline, PipelineSpec
 from xami.predict import PredictConfig, expand_inputs, run_predict
-from xami.products import MaskGrid, read_mask_fits, write_mask_fits
+from xami.products import read_mask_fits, write_mask_fits
 from xami.sim import simulate_dataset, simulate_image
 from xami.sim.dataset import simulate_index
 from xami.source_flags import flag_sources
-from xami.wcs import rebin_wcs
+from xami.wcs import MaskGrid, rebin_wcs
 
 ROS_BIT = 1 << 1
 

@@ -22,9 +22,10 @@ from xami.io.images import write_frame
 from xami.pipeline import BOX_DECIMALS, SCORE_DECIMALS, Pipeline
 from xami.predict import PredictConfig, run_predict
 from xami.preprocess import MIN_FRAME_SIDE, frame_rebin_factor
-from xami.products import MaskGrid, write_regions
+from xami.products import write_regions
 from xami.sim import simulate_image
 from xami.structures import Instances
+from xami.wcs import MaskGrid
 
 OMEGA = "my field Ω"
 
@@ -144,7 +145,8 @@ def test_region_files_do_not_depend_on_the_process(tmp_path):
     masks = np.zeros((2, 32, 32), bool)
     masks[0, 2:8, 2:8] = masks[1, 20:30, 20:30] = True
     script = (
-        "import sys, numpy as np; from xami.products import MaskGrid, write_regions;"
+        "import sys, numpy as np; from xami.products import write_regions;"
+        "from xami.wcs import MaskGrid;"
         "from xami.structures import Instances;"
         "m = np.load(sys.argv[1]);"
         "i = Instances(np.array([[2, 2, 8, 8], [20, 20, 30, 30]], float), m,"

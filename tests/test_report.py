@@ -18,10 +18,11 @@ from PIL import Image
 from _data_factory import box_mask
 from xami.classes import BY_SHORT, CLASSES, TABLE3_ORDER
 from xami.errors import InputError
-from xami.products import MaskGrid, write_mask_fits
+from xami.products import write_mask_fits
 from xami.report import figures, write_report
 from xami.report.overlay import render_overlay, write_png
 from xami.structures import Instances
+from xami.wcs import MaskGrid
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
 

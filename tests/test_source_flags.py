@@ -8,9 +8,10 @@ from astropy.table import Table
 
 from xami.cli import main
 from xami.errors import InputError, UsageError
-from xami.products import MaskGrid, write_mask_fits
+from xami.products import write_mask_fits
 from xami.source_flags import NOT_COVERED, flag_sources
 from xami.structures import Instances
+from xami.wcs import MaskGrid
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
 

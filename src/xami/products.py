@@ -37,30 +37,10 @@ from xami.errors import InputError
 from xami.io.atomic import write_text_atomic
 from xami.io.fits import celestial_wcs, fits_text, write_fits
 from xami.structures import Instances
+from xami.wcs import MaskGrid
 
 MASK_DTYPE = np.int16
 """Data type of the ``MASK`` HDU (16-bit, like SAS QUALITY images)."""
-
-
-@dataclass(frozen=True)
-class MaskGrid:
-    """The grid the mask products are written on.
-
-    Attributes
-    ----------
-    factor : int
-        Mask pixels per frame pixel along each axis (1: the frame's grid; 4: a 2048 input's grid
-        for a 512 frame).
-    wcs : astropy.wcs.WCS or None
-        WCS of the mask grid in FITS orientation (astropy 0-based convention), or None.
-    input_factor : int
-        Input-image pixels per mask pixel (4 for a 2048 FITS with the 512 grid, else 1); source
-        positions in the input's pixel frame are divided by it (`xami.source_flags`).
-    """
-
-    factor: int
-    wcs: WCS | None
-    input_factor: int = 1
 
 
 def to_grid(masks: np.ndarray, factor: int) -> np.ndarray:

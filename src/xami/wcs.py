@@ -1,12 +1,37 @@
-"""WCS geometry of rebinned and row-flipped images (pure: a WCS in, a new WCS out).
+"""WCS geometry of rebinned and row-flipped images (pure: a WCS in, a new WCS out), and the grid
+the mask products are written on.
 
-Used by preprocessing (the frame's WCS), the input reader (the mask grid's WCS) and the simulator.
+Used by preprocessing (the frame's WCS), the input reader (the mask grid), the product writers and
+the simulator.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from astropy.wcs import WCS
+
+
+@dataclass(frozen=True)
+class MaskGrid:
+    """The grid the mask products are written on.
+
+    Attributes
+    ----------
+    factor : int
+        Mask pixels per frame pixel along each axis (1: the frame's grid; 4: a 2048 input's grid
+        for a 512 frame).
+    wcs : astropy.wcs.WCS or None
+        WCS of the mask grid in FITS orientation (astropy 0-based convention), or None.
+    input_factor : int
+        Input-image pixels per mask pixel (4 for a 2048 FITS with the 512 grid, else 1); source
+        positions in the input's pixel frame are divided by it (`xami.source_flags`).
+    """
+
+    factor: int
+    wcs: WCS | None
+    input_factor: int = 1
 
 
 def rebin_wcs(wcs: WCS, factor: int) -> WCS:

@@ -29,8 +29,7 @@ from xami.io.atomic import write_text_atomic
 from xami.io.fits import OMImage, is_fits_name, output_stem, read_om_image, split_selector
 from xami.io.images import read_frame, write_frame
 from xami.preprocess import Frame, frame_rebin_factor, preprocess_image
-from xami.products import MaskGrid
-from xami.wcs import flip_wcs_rows, rebin_wcs
+from xami.wcs import MaskGrid, flip_wcs_rows, rebin_wcs
 
 MASK_GRIDS: tuple[str, ...] = ("frame", "native")
 """``frame``: masks on the 512 frame the models saw; ``native``: on the input FITS image's grid."""
@@ -53,7 +52,7 @@ class LoadedInput:
     ----------
     frame : numpy.ndarray
         ``uint8 [H, W]``, row 0 = top.
-    grid : xami.products.MaskGrid
+    grid : xami.wcs.MaskGrid
         The grid the mask products are written on, with its WCS.
     cards : dict
         FITS cards of the products: source file and HDU, stretch, `KEPT_CARDS` of the input.
