@@ -12,6 +12,7 @@ from PIL import Image
 from _data_factory import tiny_records
 from xami.data.records import Annotation, Dataset, ImageRecord
 from xami.data.stats import DatasetStats, compute_stats
+from xami.report.dataset import plot_stats
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
 
@@ -59,8 +60,9 @@ def test_markdown_tables(stats: DatasetStats) -> None:
     assert "| ROS | 2 | 3 | 1.50 | 2.0 x 24.0 |" in text
 
 
-def test_save_writes_json_markdown_and_pngs(stats: DatasetStats, tmp_path: Path) -> None:
-    paths = stats.save(tmp_path / "stats")
+def test_save_writes_json_markdown_and_plot_stats_the_pngs(stats: DatasetStats,
+                                                          tmp_path: Path) -> None:
+    paths = stats.save(tmp_path / "stats") + plot_stats(stats, tmp_path / "stats")
     assert [p.name for p in paths] == ["stats.json", "stats.md", "class_distribution.png",
                                        "box_centres.png"]
     data = json.loads(paths[0].read_text())

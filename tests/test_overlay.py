@@ -11,8 +11,8 @@ from scipy import ndimage
 
 from _data_factory import box_mask, tiny_dataset
 from xami.classes import BY_COCO_ID
-from xami.data.show import show_dataset
 from xami.errors import DatasetError
+from xami.report.dataset import show_dataset
 from xami.report.overlay import render_overlay, write_png
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)

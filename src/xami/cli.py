@@ -145,7 +145,10 @@ def _cmd_dataset_stats(args: argparse.Namespace) -> int:
     stats = compute_stats(load_dataset(args.data))
     print(stats.to_markdown())
     if args.out is not None:
+        from xami.report.dataset import plot_stats
+
         stats.save(args.out)
+        plot_stats(stats, args.out)
     return EXIT_OK
 
 
@@ -167,7 +170,8 @@ def _cmd_dataset_split(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_show(args: argparse.Namespace) -> int:
-    from xami.data import load_dataset, show_dataset
+    from xami.data import load_dataset
+    from xami.report.dataset import show_dataset
 
     written = show_dataset(load_dataset(args.data), args.out, n=args.n, split=args.split)
     print(f"wrote {len(written)} overlays to {args.out}")

@@ -3,7 +3,6 @@
 from xami.data.coco import COCO_FILE_NAME, read_coco, write_coco
 from xami.data.loading import load_dataset, write_dataset
 from xami.data.records import Annotation, Dataset, ImageRecord
-from xami.data.show import show_dataset
 from xami.data.splits import kfold_assignments, split_dataset
 from xami.data.stats import DatasetStats, compute_stats
 from xami.data.yolo import read_yolo, write_yolo
@@ -19,7 +18,6 @@ __all__ = [
     "load_dataset",
     "read_coco",
     "read_yolo",
-    "show_dataset",
     "split_dataset",
     "write_coco",
     "write_dataset",

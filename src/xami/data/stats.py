@@ -120,28 +120,22 @@ class DatasetStats:
         return rows
 
     def save(self, out_dir: str | os.PathLike[str]) -> list[Path]:
-        """Write ``stats.json``, ``stats.md`` and the plots; returns the paths written.
+        """Write ``stats.json`` and ``stats.md`` (the plots: `xami.report.dataset.plot_stats`).
 
         Parameters
         ----------
         out_dir : str or os.PathLike
-            Output folder (created). Plots: ``class_distribution.png`` (instances per class and
-            split, % of split) and ``box_centres.png`` (per class 2-D histogram of box centres).
+            Output folder (created).
 
         Returns
         -------
         list of pathlib.Path
             The files written.
         """
-        from xami.report.figures import plot_box_centres, plot_class_distribution
-
         out = Path(out_dir)
-        paths = [out / "stats.json", out / "stats.md", out / "class_distribution.png",
-                 out / "box_centres.png"]
+        paths = [out / "stats.json", out / "stats.md"]
         write_text_atomic(paths[0], json.dumps(self.to_dict(), indent=2) + "\n")
         write_text_atomic(paths[1], self.to_markdown())
-        plot_class_distribution(self.instances, paths[2])
-        plot_box_centres(self.box_centres, paths[3])
         return paths
 
 
@@ -161,7 +155,8 @@ def compute_stats(dataset: Dataset) -> DatasetStats:
     Returns
     -------
     DatasetStats
-        The tables; ``to_markdown()`` prints them, ``save(out_dir)`` writes them with plots.
+        The tables; ``to_markdown()`` prints them, ``save(out_dir)`` writes them
+        (`xami.report.dataset.plot_stats` draws them).
 
     Examples
     --------

@@ -15,7 +15,14 @@ from functools import partial
 import numpy as np
 
 from xami.instrument import DETECTOR_PIXELS, PIXEL_SCALE_ARCSEC
-from xami.sim import artefacts as art
+from xami.sim.artefacts import (
+    Layer,
+    central_ring,
+    other_light,
+    read_out_streak,
+    smoke_ring,
+    star_loop,
+)
 from xami.sim.config import CENTRE, MODEL_BY_LETTER, ArtefactConfig, PsfConfig, SimConfig
 from xami.sim.layout import coverage_fraction, exposure_map, field_of_view
 from xami.sim.optics import (
@@ -30,7 +37,7 @@ from xami.sim.scene import Scene
 MASK_BINNING = 4
 """Masks and visibility are decided on the 512 grid of the released frames."""
 
-Candidate = Callable[[int], "art.Layer | None"]
+Candidate = Callable[[int], "Layer | None"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class Rendered:
     """
 
     data: np.ndarray
-    layers: tuple[art.Layer, ...]
+    layers: tuple[Layer, ...]
 
 
 def sky_image(scene: Scene, binning: int) -> np.ndarray:
@@ -72,25 +79,25 @@ def candidates(scene: Scene, config: SimConfig) -> list[Candidate]:
                                                                a.ghost_min_rate))
     for (x, y), rate in zip(scene.star_xy[on], scene.star_rate[on], strict=True):
         if rate >= a.streak_min_rate:
-            out += [partial(art.read_out_streak, float(x), float(y), float(rate), cfg=a,
+            out += [partial(read_out_streak, float(x), float(y), float(rate), cfg=a,
                             side=side) for side in (-1, 1)]
         far = np.hypot(x - CENTRE, y - CENTRE) * PIXEL_SCALE_ARCSEC >= a.ghost_min_distance
         if rate >= a.ghost_min_rate and far:
-            out.append(partial(art.smoke_ring, float(x), float(y), float(rate), cfg=a))
+            out.append(partial(smoke_ring, float(x), float(y), float(rate), cfg=a))
     for k, (shape, rate) in enumerate(zip(scene.field.loop_shape, scene.loop_rate, strict=True)):
         if rate >= a.loop_min_rate:
-            out.append(partial(art.star_loop, shape, float(rate), cfg=a, stripes=5 + 3 * k % 8))
+            out.append(partial(star_loop, shape, float(rate), cfg=a, stripes=5 + 3 * k % 8))
     if scene.ring is not None:
         x, y, half_w, half_h, level, phase = scene.ring
-        out.append(partial(art.central_ring, x, y, half_w, half_h, level, scene.sky_rate, cfg=a,
+        out.append(partial(central_ring, x, y, half_w, half_h, level, scene.sky_rate, cfg=a,
                            phase=phase))
     for x, y, size, level, seed in scene.others:
-        out.append(partial(art.other_light, x, y, size, level, scene.sky_rate, cfg=a,
+        out.append(partial(other_light, x, y, size, level, scene.sky_rate, cfg=a,
                            seed=int(seed)))
     return out
 
 
-def _visible(layer: art.Layer, sky: np.ndarray, expo: np.ndarray) -> bool:
+def _visible(layer: Layer, sky: np.ndarray, expo: np.ndarray) -> bool:
     """Mean signal over the covered mask reaches ``visibility`` x the background noise."""
     rows, cols = layer.slices
     m = layer.mask & (expo[rows, cols] > 0)
@@ -123,7 +130,7 @@ def scene_light(scene: Scene, config: SimConfig, binning: int) -> np.ndarray:
             + render_galaxies(scene.field.galaxies, colour, binning))
 
 
-def select_visible(scene: Scene, config: SimConfig) -> tuple[list[Candidate], list[art.Layer]]:
+def select_visible(scene: Scene, config: SimConfig) -> tuple[list[Candidate], list[Layer]]:
     """The candidates that are visible on the 512 grid, and their 512-grid layers."""
     b = MASK_BINNING
     sky, expo = sky_image(scene, b), scene_exposure(scene, b)

@@ -1,4 +1,5 @@
-"""PNG overlays of a dataset's ground truth, to look at what the annotations are."""
+"""A dataset drawn: PNG overlays of its ground truth (to look at what the annotations are) and the
+plots of its statistics."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import numpy as np
 
 from xami.data.files import join_inside
 from xami.data.records import Dataset, ImageRecord
+from xami.data.stats import DatasetStats
 from xami.errors import DatasetError
 from xami.io.images import read_frame
+from xami.report.figures import plot_box_centres, plot_class_distribution
 from xami.report.overlay import render_overlay, write_png
 
 
@@ -64,3 +67,26 @@ def _overlay(image_path: Path, rec: ImageRecord) -> np.ndarray:
     for i, ann in enumerate(rec.annotations):
         masks[i] = ann.mask(rec.height, rec.width)
     return render_overlay(frame, masks, [a.category_id for a in rec.annotations])
+
+
+def plot_stats(stats: DatasetStats, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Draw a dataset's statistics: ``class_distribution.png`` and ``box_centres.png``.
+
+    Parameters
+    ----------
+    stats : DatasetStats
+        `xami.data.compute_stats` of the dataset.
+    out_dir : str or os.PathLike
+        Output folder (created). ``class_distribution.png``: instances per class and split, %
+        of split; ``box_centres.png``: per class 2-D histogram of box centres.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    out = Path(out_dir)
+    paths = [out / "class_distribution.png", out / "box_centres.png"]
+    plot_class_distribution(stats.instances, paths[0])
+    plot_box_centres(stats.box_centres, paths[1])
+    return paths
