@@ -87,6 +87,8 @@ def test_usage_errors_are_input_errors_for_library_callers():
         PredictConfig(formats=("foo",))
     with pytest.raises(InputError, match=r"conf must be in \[0, 1\]"):
         PipelineSpec(conf=5)
+    with pytest.raises(UsageError, match=r"backend must be one of \('torch', 'onnx'\), got 'tpu'"):
+        PipelineSpec(backend="tpu")
 
 
 @pytest.mark.parametrize(("text", "expected"), [
