@@ -41,6 +41,16 @@ def test_convert_to_yolo_and_back(tmp_path: Path, rng: np.random.Generator) -> N
     assert (tmp_path / "coco/valid/_annotations.coco.json").is_file()
 
 
+def test_convert_to_an_unknown_layout_is_a_usage_error(tmp_path: Path, rng: np.random.Generator,
+                                                       capsys) -> None:
+    data = make_data(tmp_path, rng)
+    assert main(["dataset", "convert", str(data), "--to", "voc", "--out",
+                 str(tmp_path / "voc")]) == 2
+    assert capsys.readouterr().err == ("xami dataset: error: layout must be one of ('coco', "
+                                       "'yolo'), got 'voc'\n")
+    assert not (tmp_path / "voc").exists()
+
+
 def test_split(tmp_path: Path, rng: np.random.Generator) -> None:
     data = make_data(tmp_path, rng)
     assert main(["dataset", "split", str(data), "--out", str(tmp_path / "split"), "--k", "2",

@@ -45,6 +45,16 @@ def test_predict_path_imports_no_optional_package(tmp_path):
     assert done.stdout.strip() == "[]"
 
 
+def test_the_parser_imports_no_heavy_package(tmp_path):
+    """``xami --help`` stays fast: building the parser imports no model, FITS or plot library."""
+    heavy = (*HEAVY, "onnxruntime", "astropy", "scipy", "matplotlib", "PIL", "yaml", "pandas")
+    code = ("import sys\nfrom xami.cli import build_parser\nbuild_parser()\n"
+            f"print(sorted(set({heavy!r}) & set(sys.modules)))")
+    done = run_python(code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["predict", "--help"], ["train", "--help"],
                                   ["--version"]])
 def test_help_needs_no_extra(tmp_path, argv):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from xami.classes import BY_NAME
-from xami.cli import _prior_config, build_parser
+from xami.cli import build_parser
+from xami.cli.predict import pipeline_spec
 from xami.pipeline import PipelineSpec
 from xami.predict.provenance import _provenance_cards, provenance
 from xami.priors import (
@@ -190,9 +191,9 @@ def test_bad_settings_are_named(config, match):
 
 def test_cli_flags_spec_and_provenance():
     parse = build_parser().parse_args
-    assert _prior_config(parse(["predict", "x.png", "--out", "o", "--no-priors"])) is None
-    config = _prior_config(parse(["predict", "x.png", "--out", "o", "--no-smoke-ring-prior",
-                                  "--streak-extent", "column"]))
+    assert pipeline_spec(parse(["predict", "x.png", "--out", "o", "--no-priors"])).priors is None
+    config = pipeline_spec(parse(["predict", "x.png", "--out", "o", "--no-smoke-ring-prior",
+                                  "--streak-extent", "column"])).priors
     assert config.steps() == ("central_ring", "streak") and config.streak.extent == "column"
     spec = PipelineSpec(priors=config)
     assert hash(spec) == hash(PipelineSpec(priors=config))  # the Dask cache key

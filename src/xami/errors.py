@@ -57,7 +57,8 @@ class InputError(XamiError, ValueError):
 
 
 class UsageError(InputError):
-    """An option has a value xami cannot use (not a file's fault); the command line exits 2."""
+    """An option, or a setting in a config file, has a value xami cannot use (not an input
+    file's fault); the command line exits 2."""
 
 
 class OutputError(XamiError, OSError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xami.errors import NoDetectionsWarning, UsageError
-from xami.models.build import DEFAULT_BACKEND, load_detector, load_segmentor
+from xami.models.build import BACKENDS, DEFAULT_BACKEND, load_detector, load_segmentor
 from xami.models.detector import Detector, DetectorConfig
 from xami.postprocess import FaintRuleConfig, StreakFitConfig, apply_faint_rule, apply_streak_fit
 from xami.preprocess import frame_rebin_factor
@@ -56,7 +56,7 @@ class PipelineSpec:
         run of one spec record the same without reading the checkpoint.
     backend : str
         ``"torch"`` or ``"onnx"`` (ONNX Runtime, exported once and cached next to the weights),
-        for the detector and the segmentor.
+        for the detector and the segmentor (default `xami.models.build.DEFAULT_BACKEND`).
     quantize : str, optional
         ``"int8"``: the segmentor's ONNX encoder quantised (``backend="onnx"`` only; see
         `xami.models.build.load_segmentor`).
@@ -75,7 +75,8 @@ class PipelineSpec:
     Raises
     ------
     xami.errors.InputError
-        ``conf`` is not in [0, 1], or ``quantize`` without a segmentor on ONNX Runtime.
+        ``conf`` is not in [0, 1], ``backend`` not one of `xami.models.build.BACKENDS`, or
+        ``quantize`` without a segmentor on ONNX Runtime.
 
     Examples
     --------
@@ -98,6 +99,8 @@ class PipelineSpec:
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
             raise UsageError(None, f"conf must be in [0, 1], got {self.conf!r}")
+        if self.backend not in BACKENDS:
+            raise UsageError(None, f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.quantize is not None and (self.backend != "onnx" or self.segmentor is None):
             raise UsageError(None, "quantize needs a segmentor and backend='onnx', got "
                                    f"segmentor={self.segmentor!r}, backend={self.backend!r}")

@@ -17,7 +17,7 @@ from xami.data.coco import COCO_FILE_NAME, read_coco, write_coco
 from xami.data.files import join_inside, place_file
 from xami.data.records import Dataset
 from xami.data.yolo import read_yolo, write_yolo
-from xami.errors import DatasetError
+from xami.errors import DatasetError, UsageError
 
 SPLIT_ORDER = ("train", "valid", "test")
 """Order of the known splits; other split folders follow in name order."""
@@ -167,8 +167,8 @@ def write_dataset(dataset: Dataset, out: str | os.PathLike[str], *, layout: str)
 
     Raises
     ------
-    ValueError
-        If ``layout`` is not ``"coco"`` or ``"yolo"``.
+    xami.errors.UsageError
+        If ``layout`` is not one of `LAYOUTS` (a `ValueError`).
     DatasetError
         If an image file is missing.
 
@@ -177,7 +177,7 @@ def write_dataset(dataset: Dataset, out: str | os.PathLike[str], *, layout: str)
     >>> write_dataset(load_dataset("sim/coco"), "sim/yolo", layout="yolo")  # doctest: +SKIP
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        raise UsageError(None, f"layout must be one of {LAYOUTS}, got {layout!r}")
     out = Path(out)
     if layout == "yolo":
         write_yolo(dataset, out)
