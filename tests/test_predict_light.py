@@ -52,8 +52,8 @@ def test_predict_config_file_reaches_run_json_and_fits_cards(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "run"), "--config",
                  str(config), "--conf", "0.15"]) == 0
     settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
-    assert (settings["conf"], settings["faint_threshold"], settings["streak_fit"]) == (
-        0.15, 0.6, False)
+    assert (settings["conf"], settings["faint_rule"]["threshold"], settings["streak_fit"]) == (
+        0.15, 0.6, None)
     assert settings["priors"]["smoke_ring"] is None and settings["priors"]["central_ring"]
     header = fits.getheader(tmp_path / "run" / "f0.xami.fits")
     assert (header["CONF"], header["FAINTTHR"], header["STRKFIT"], header["PRIORS"]) == (
@@ -65,3 +65,19 @@ def test_predict_config_file_reaches_run_json_and_fits_cards(tmp_path, capsys):
     assert plain["settings_sha256"] == example["settings_sha256"]
     assert plain["instances"] == example["instances"]
     capsys.readouterr()
+
+
+def test_a_rerun_redoes_images_whose_post_processing_changed(tmp_path):
+    """Every setting of the spec shapes the resume key: a streak fit or faint rule changed only
+    through ``--config`` (no flag) redoes the images instead of reusing their records."""
+    write_frame(tmp_path / "in" / "f0.png", simulate_image(0).frame)
+    args = ["predict", str(tmp_path / "in"), "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    for n, section in enumerate(("streak_fit: {search: 4.0}", "faint_rule: {sigmas: 2.0}")):
+        config = tmp_path / f"c{n}.yaml"
+        config.write_text(f"predict:\n  {section}\n")
+        assert main([*args, "--config", str(config)]) == 0
+        record = json.loads((tmp_path / "run" / "records" / "f0.json").read_text())
+        assert record["redone"] == "settings changed"
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    assert settings["faint_rule"]["sigmas"] == 2.0 and settings["streak_fit"]["search"] == 8.0

@@ -29,8 +29,9 @@ def provenance(spec: PipelineSpec) -> dict[str, Any]:
     -------
     dict
         ``models``: ``detector`` and ``segmentor`` (None without one), each ``path`` and
-        ``sha256`` (empty when not a file); ``settings``: ``conf``, ``faint_threshold``,
-        ``streak_fit``, ``backend``, ``sam_size``, ``quantize``, ``priors``.
+        ``sha256`` (empty when not a file); ``settings``: ``conf``, ``faint_rule``,
+        ``streak_fit`` (None when off), ``backend``, ``sam_size``, ``quantize``, ``priors``: every
+        setting of the spec, so that a rerun redoes the images whose settings changed.
 
     Examples
     --------
@@ -40,8 +41,9 @@ def provenance(spec: PipelineSpec) -> dict[str, Any]:
     detector = str(spec.detector or bundled_detector(spec.backend))
     return {
         "models": {"detector": _model(detector), "segmentor": _model(spec.segmentor)},
-        "settings": {"conf": spec.conf, "faint_threshold": spec.faint_rule.threshold,
-                     "streak_fit": spec.streak_fit is not None, "backend": spec.backend,
+        "settings": {"conf": spec.conf, "faint_rule": asdict(spec.faint_rule),
+                     "streak_fit": None if spec.streak_fit is None else asdict(spec.streak_fit),
+                     "backend": spec.backend,
                      "sam_size": spec.sam_size if spec.segmentor else None,
                      "quantize": spec.quantize,
                      "priors": None if spec.priors is None else asdict(spec.priors)},
@@ -66,8 +68,8 @@ def _provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
             cards[f"{key}SHA"] = model["sha256"]  # 64 hex digits: no room for a comment
     settings = prov["settings"]
     cards["CONF"] = (settings["conf"], "detector confidence threshold")
-    cards["FAINTTHR"] = (settings["faint_threshold"], "faint-rule threshold")
-    cards["STRKFIT"] = (settings["streak_fit"], "read-out streaks fitted to columns")
+    cards["FAINTTHR"] = (settings["faint_rule"]["threshold"], "faint-rule threshold")
+    cards["STRKFIT"] = (settings["streak_fit"] is not None, "read-out streaks fitted to columns")
     cards["BACKEND"] = (settings["backend"], "torch or onnx (ONNX Runtime)")
     priors = settings["priors"] or {}
     steps = [short for name, short in (("central_ring", "CR"), ("smoke_ring", "SR"),
