@@ -13,8 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from xami.classes import BY_NAME
-from xami.instrument import CENTRAL_RING_SIZE, DETECTOR_PIXELS, central_ring_frame_xy
-from xami.postprocess import _channel0
+from xami.instrument import (
+    CENTRAL_RING_SIZE,
+    DETECTOR_PIXELS,
+    central_ring_frame_xy,
+    coverage_mask,
+    grey_plane,
+)
 from xami.structures import Instances
 
 _CR = BY_NAME["central-ring"].coco_id
@@ -95,12 +100,12 @@ def ring_likelihood(boxes: np.ndarray, size: int, *,
 
 
 def covers_ring(image: np.ndarray) -> bool:
-    """Whether a square frame has coverage (non-zero pixels) at most of the ring's centre patch."""
-    data = _channel0(image)
+    """Whether a square frame is covered (`coverage_mask`) over most of the ring's centre patch."""
+    data = grey_plane(image)
     x0, y0 = central_ring_frame_xy(data.shape[1])
     half = max(1, round(4 * data.shape[1] / 512))
     patch = data[int(y0) - half:int(y0) + half + 1, int(x0) - half:int(x0) + half + 1]
-    return bool(patch.size and (patch != 0).mean() > 0.5)
+    return bool(patch.size and coverage_mask(patch).mean() > 0.5)
 
 
 def apply_central_ring_prior(image: np.ndarray, instances: Instances, *,
@@ -168,13 +173,13 @@ def proposed_ring(image: np.ndarray, score: float) -> Instances:
     Instances
         One central ring (none where the ellipse has no coverage).
     """
-    data = _channel0(image)
+    data = grey_plane(image)
     size = data.shape[1]
     x0, y0 = central_ring_frame_xy(size)
     a, b = (np.array(CENTRAL_RING_SIZE) * size / DETECTOR_PIXELS) / 2
     rows, cols = np.ogrid[:data.shape[0], :size]
     mask = ((cols + 0.5 - x0) / a) ** 2 + ((rows + 0.5 - y0) / b) ** 2 <= 1.0
-    mask &= data != 0
+    mask &= coverage_mask(data)
     if not mask.any():
         return Instances.empty(*data.shape)
     return Instances.from_masks(mask[None], labels=[_CR], scores=[score])

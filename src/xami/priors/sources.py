@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-from xami.postprocess import _channel0
+from xami.instrument import grey_plane
 
 
 class BrightSource(NamedTuple):
@@ -51,7 +51,7 @@ def find_bright_sources(image: np.ndarray, *, level: float = 250.0,
     >>> [(s.x, s.y, s.cols) for s in find_bright_sources(frame)]
     [(11.5, 5.5, (10, 12))]
     """
-    data = _channel0(image)
+    data = grey_plane(image)
     labels, _ = ndi.label(data >= level, structure=np.ones((3, 3)))
     sources = []
     for index, region in enumerate(ndi.find_objects(labels), start=1):
