@@ -78,7 +78,7 @@ class BackgroundBand(NamedTuple):
     sigma: float
 
 
-def haar_lowpass(image: np.ndarray, *, levels: int = 2) -> np.ndarray:
+def haar_lowpass(image: np.ndarray, *, levels: int = FaintRuleConfig.levels) -> np.ndarray:
     """Haar (db1) approximation of ``image`` after ``levels`` levels, at the image's size.
 
     The level-``L`` Haar approximation is the mean of each ``2^L x 2^L`` block broadcast back over
@@ -115,7 +115,8 @@ def haar_lowpass(image: np.ndarray, *, levels: int = 2) -> np.ndarray:
     return np.repeat(np.repeat(means, b, axis=0), b, axis=1)[:h, :w]
 
 
-def background_band(image: np.ndarray, *, sigmas: float = 1.0, levels: int = 2) -> BackgroundBand:
+def background_band(image: np.ndarray, *, sigmas: float = FaintRuleConfig.sigmas,
+                    levels: int = FaintRuleConfig.levels) -> BackgroundBand:
     """Background level and band half-width from the Haar low-pass over covered pixels.
 
     ``level`` and ``sigma / sigmas`` are the mean and standard deviation of `haar_lowpass` over the
@@ -214,7 +215,7 @@ def apply_faint_rule(image: np.ndarray, sam: Instances, detector: Instances, *,
     detector : Instances
         The detections that prompted SAM, with the detector's own masks, same order and size.
     config : FaintRuleConfig, optional
-        Threshold, classes and band width (defaults: 0.75, other and star-loop, 1 sigma).
+        Threshold, classes and band width (default: the paper's).
 
     Returns
     -------

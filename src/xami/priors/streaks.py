@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xami.classes import BY_NAME
-from xami.instrument import coverage_mask, grey_plane
+from xami.instrument import RELEASED_SIZE, coverage_mask, grey_plane
 from xami.priors.sources import BrightSource
 from xami.structures import Instances
 
@@ -236,7 +236,7 @@ def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[Br
     Instances
         A new `Instances`: other classes first in their order, then the streaks' segments.
     """
-    scale = instances.image_size[1] / 512
+    scale = instances.image_size[1] / RELEASED_SIZE
     covered = coverage_mask(grey_plane(image, dtype=None))
     others = instances[np.flatnonzero(instances.labels != _STREAK)]
     parts = [others]
