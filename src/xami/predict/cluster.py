@@ -76,9 +76,9 @@ def dask_client(address: str | None = None, *, workers: int | None = None,
         yield client
 
 
-def _dask_results(client: Client, work: Callable[..., ImageResult],
-                  todo: list[tuple[int, str, str]], out: Path, in_flight: int | None
-                  ) -> Iterator[tuple[int, ImageResult]]:
+def dask_results(client: Client, work: Callable[..., ImageResult],
+                 todo: list[tuple[int, str, str]], out: Path, in_flight: int | None
+                 ) -> Iterator[tuple[int, ImageResult]]:
     """(index, record) of each image as the cluster finishes it, submitted in bounded batches."""
     # at most `limit` images queued or running (looked up again at each batch, as workers
     # join), so the scheduler never holds the whole run and each result is released at once
