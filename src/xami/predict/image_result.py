@@ -76,8 +76,7 @@ class ImageResult:
         Who predicted it: `LOCAL_WORKER` or a Dask worker's address; None when nobody did.
     key : ContentKey or None
         What it was made from; None for an input that was never tried (an unusable item, an
-        output name taken, workers that died, an output that could not be written), whose
-        result is not reused.
+        output name taken, an output that could not be written), whose result is not reused.
     redone : str or None
         Why an earlier record was not reused (`xami.predict.resume.redo_reason`); recorded
         with ``key``.

@@ -120,13 +120,14 @@ def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
         raise UsageError(None, f"in_flight must be a positive integer, got {in_flight!r}")
     gt_ids = None if gt is None else {Path(r.file_name).stem: r.image_id for r in read_coco(gt)}
     prov = provenance(pipeline.spec if isinstance(pipeline, Pipeline) else pipeline)
+    settings = settings_sha256(prov, config)
     with hold_run_folder(out) as run_id:
         work = functools.partial(process_image, pipeline=pipeline, out_dir=out, config=config,
-                                 cards=provenance_cards(prov), run_id=run_id,
-                                 settings=settings_sha256(prov, config))
+                                 cards=provenance_cards(prov), run_id=run_id, settings=settings)
         records, todo = _plan(found)
         results = (((i, work(spec, name)) for i, spec, name in todo) if client is None
-                   else dask_results(client, work, todo, out, in_flight))
+                   else dask_results(client, work, todo, out, in_flight=in_flight,
+                                     settings=settings))
         with tqdm(total=len(todo), desc="predict", unit="image",
                   disable=not progress or None) as bar:
             for i, record in results:
