@@ -17,10 +17,12 @@ import pytest
 
 from xami.cli import main
 from xami.errors import CheckpointError, InputError
-from xami.io.fits import write_fits
+from xami.io.fits import output_stem, write_fits
 from xami.io.images import write_frame
 from xami.pipeline import PipelineSpec, cached_pipeline, pipeline_loads
-from xami.predict import ImageResult, dask_client, run_predict
+from xami.predict import ImageResult, PredictConfig, dask_client, provenance, run_predict
+from xami.predict.cluster import dask_results
+from xami.predict.resume import RETRY, settings_sha256
 from xami.products import read_mask_fits
 from xami.sim.dataset import simulate_index
 
@@ -147,6 +149,35 @@ def test_a_killed_worker_loses_no_output(client, inputs, tmp_path):
     assert killed and killed[0] < finished
     assert victim not in client.run(os.getpid).values()
     _assert_complete(tmp_path, inputs)
+
+
+def _crash(spec: str, name: str, *, worker: str) -> ImageResult:
+    """A per-image function that kills the worker running it."""
+    os._exit(1)
+
+
+def _allowed_failures(n: int, dask_scheduler) -> int:
+    """Set the worker deaths a task may cause before it fails; return the old number."""
+    old, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, n
+    return old
+
+
+def test_an_image_that_kills_its_workers_fails_until_retried(client, inputs, tmp_path):
+    """Its record has a content key as other failures: reported again, redone on retry."""
+    spec = str(sorted(inputs.glob("*.png"))[0])
+    settings = settings_sha256(provenance(SPEC), PredictConfig())
+    allowed = client.run_on_scheduler(_allowed_failures, 0)
+    try:
+        ((_, died),) = dask_results(client, _crash, [(0, spec, output_stem(spec))], tmp_path,
+                                    in_flight=None, settings=settings)
+    finally:
+        client.run_on_scheduler(_allowed_failures, allowed)
+    assert died.status == "failed" and "died" in died.reason and died.key is not None
+    (again,) = run_predict([spec], tmp_path, pipeline=SPEC, progress=False).records
+    assert again.status == "failed" and again.reason.endswith("--retry-failed retries it)")
+    (retried,) = run_predict([spec], tmp_path, pipeline=SPEC, progress=False,
+                             config=PredictConfig(retry_failed=True)).records
+    assert (retried.status, retried.redone) == ("done", RETRY)
 
 
 def test_cli_on_a_running_scheduler(client, inputs, tmp_path, capsys):

@@ -11,7 +11,7 @@ from xami.classes import BY_NAME
 from xami.cli import build_parser
 from xami.cli.predict import pipeline_spec
 from xami.pipeline import PipelineSpec
-from xami.predict.provenance import _provenance_cards, provenance
+from xami.predict.provenance import provenance, provenance_cards
 from xami.priors import (
     CentralRingPrior,
     PriorConfig,
@@ -197,9 +197,9 @@ def test_cli_flags_spec_and_provenance():
     assert config.steps() == ("central_ring", "streak") and config.streak.extent == "column"
     spec = PipelineSpec(priors=config)
     assert hash(spec) == hash(PipelineSpec(priors=config))  # the Dask cache key
-    cards = _provenance_cards(provenance(spec))
+    cards = provenance_cards(provenance(spec))
     assert cards["PRIORS"][0] == "CR,ROS" and cards["STRKEXT"][0] == "column"
     settings = provenance(PipelineSpec(priors=None))["settings"]
     assert settings["priors"] is None
-    assert _provenance_cards(provenance(PipelineSpec(priors=None)))["PRIORS"][0] == "none"
+    assert provenance_cards(provenance(PipelineSpec(priors=None)))["PRIORS"][0] == "none"
     assert provenance(PipelineSpec())["settings"]["priors"]["smoke_ring"]["boost"] == 1.5

@@ -42,6 +42,43 @@ def coverage_mask(data: np.ndarray) -> np.ndarray:
     data = np.asarray(data)
     return np.isfinite(data) & (data != 0)
 
+
+def grey_plane(image: np.ndarray, dtype: type | None = np.float64) -> np.ndarray:
+    """The grey plane of a frame: channel 0 of ``[H, W, C]``, or the ``[H, W]`` image itself.
+
+    The released frames repeat one grey plane over 3 channels; `coverage_mask` of the plane gives
+    the frame's coverage.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``[H, W]`` or ``[H, W, C]`` frame.
+    dtype : type or None, optional
+        Type of the result (a copy); None returns a view of ``image``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[H, W]`` array.
+
+    Raises
+    ------
+    ValueError
+        ``image`` is neither 2-D nor 3-D.
+
+    Examples
+    --------
+    >>> grey_plane(np.full((2, 3, 3), 7, np.uint8))
+    array([[7., 7., 7.],
+           [7., 7., 7.]])
+    """
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = image[..., 0]
+    if image.ndim != 2:
+        raise ValueError(f"image must be [H, W] or [H, W, C], got shape {np.shape(image)}")
+    return image if dtype is None else image.astype(dtype)
+
 CENTRAL_RING_XY = (992.0, 1064.0)
 """Centre of the central ring (scattered light from the detector window chamfer), unbinned
 detector pixels ``(x, y)`` in FITS orientation (1-based FITS pixel = value + 0.5). It is fixed on

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from xami.classes import BY_NAME
-from xami.instrument import coverage_mask
+from xami.instrument import coverage_mask, grey_plane
 from xami.structures import Instances, masks_to_boxes
 
 _STREAK = BY_NAME["read-out-streak"].coco_id
@@ -78,17 +78,7 @@ class BackgroundBand(NamedTuple):
     sigma: float
 
 
-def _channel0(image: np.ndarray, dtype: type | None = np.float64) -> np.ndarray:
-    """Channel 0 of an ``[H, W, 3]`` frame or the ``[H, W]`` image, as ``dtype`` (None: a view)."""
-    image = np.asarray(image)
-    if image.ndim == 3:
-        image = image[..., 0]
-    if image.ndim != 2:
-        raise ValueError(f"image must be [H, W] or [H, W, C], got shape {np.shape(image)}")
-    return image if dtype is None else image.astype(dtype)
-
-
-def haar_lowpass(image: np.ndarray, *, levels: int = 2) -> np.ndarray:
+def haar_lowpass(image: np.ndarray, *, levels: int = FaintRuleConfig.levels) -> np.ndarray:
     """Haar (db1) approximation of ``image`` after ``levels`` levels, at the image's size.
 
     The level-``L`` Haar approximation is the mean of each ``2^L x 2^L`` block broadcast back over
@@ -125,7 +115,8 @@ def haar_lowpass(image: np.ndarray, *, levels: int = 2) -> np.ndarray:
     return np.repeat(np.repeat(means, b, axis=0), b, axis=1)[:h, :w]
 
 
-def background_band(image: np.ndarray, *, sigmas: float = 1.0, levels: int = 2) -> BackgroundBand:
+def background_band(image: np.ndarray, *, sigmas: float = FaintRuleConfig.sigmas,
+                    levels: int = FaintRuleConfig.levels) -> BackgroundBand:
     """Background level and band half-width from the Haar low-pass over covered pixels.
 
     ``level`` and ``sigma / sigmas`` are the mean and standard deviation of `haar_lowpass` over the
@@ -159,7 +150,7 @@ def background_band(image: np.ndarray, *, sigmas: float = 1.0, levels: int = 2) 
     >>> background_band(frame)  # blocks 10 (16 px) and 15 (8 covered px): 35/3 +- sqrt(50)/3
     BackgroundBand(level=11.666666666666666, sigma=2.357022603955158)
     """
-    data = _channel0(image)
+    data = grey_plane(image)
     covered = coverage_mask(data)
     if not covered.any():
         return BackgroundBand(float("nan"), float("nan"))
@@ -196,7 +187,7 @@ def faint_fraction(image: np.ndarray, mask: np.ndarray, level: float, sigma: flo
     >>> faint_fraction(np.array([[1, 5, 9, 20]]), np.array([[True, True, True, False]]), 5, 4)
     1.0
     """
-    plane = _channel0(image, dtype=None)
+    plane = grey_plane(image, dtype=None)
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != plane.shape:
         raise ValueError(f"mask must be the image's size {plane.shape}, got {mask.shape}")
@@ -224,7 +215,7 @@ def apply_faint_rule(image: np.ndarray, sam: Instances, detector: Instances, *,
     detector : Instances
         The detections that prompted SAM, with the detector's own masks, same order and size.
     config : FaintRuleConfig, optional
-        Threshold, classes and band width (defaults: 0.75, other and star-loop, 1 sigma).
+        Threshold, classes and band width (default: the paper's).
 
     Returns
     -------
@@ -324,7 +315,7 @@ def fit_streak_mask(image: np.ndarray, box: np.ndarray, *,
     >>> np.flatnonzero(mask.any(axis=0)).tolist(), int(mask.sum())
     ([12, 13, 14, 15, 16, 17], 240)
     """
-    plane = _channel0(image, dtype=None)
+    plane = grey_plane(image, dtype=None)
     h, w = plane.shape
     x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
     r0, r1 = max(0, int(np.floor(y0))), min(h, int(np.ceil(y1)))

@@ -23,8 +23,14 @@ from xami.instrument import parse_frame_name
 _CLASS_COLUMN = {c.coco_id: i for i, c in enumerate(CLASSES)}
 _MAX_PASSES = 20
 
+FOLDS = 4
+"""Number of folds of the cross-validation (the authors': 4)."""
 
-def kfold_assignments(dataset: Dataset, *, k: int = 4, seed: int = 42,
+SPLIT_SEED = 42
+"""Seed of the splits (the authors': 42)."""
+
+
+def kfold_assignments(dataset: Dataset, *, k: int = FOLDS, seed: int = SPLIT_SEED,
                       group_by_obsid: bool = False) -> np.ndarray:
     """Fold index of every image, stratified on the classes it contains.
 
@@ -33,7 +39,7 @@ def kfold_assignments(dataset: Dataset, *, k: int = 4, seed: int = 42,
     dataset : Dataset
         All images, in ``dataset.records()`` order, are assigned.
     k : int, optional
-        Number of folds (default 4, as the authors).
+        Number of folds.
     seed : int, optional
         Random seed; the same seed gives the same folds.
     group_by_obsid : bool, optional
@@ -58,8 +64,8 @@ def kfold_assignments(dataset: Dataset, *, k: int = 4, seed: int = 42,
     return _assign(records, np.full(k, 1.0 / k), np.random.default_rng(seed), group_by_obsid)
 
 
-def split_dataset(dataset: Dataset, *, k: int = 4, fold: int = 0, test_fraction: float = 0.0,
-                  group_by_obsid: bool = False, seed: int = 42) -> Dataset:
+def split_dataset(dataset: Dataset, *, k: int = FOLDS, fold: int = 0, test_fraction: float = 0.0,
+                  group_by_obsid: bool = False, seed: int = SPLIT_SEED) -> Dataset:
     """Re-split all images of a dataset into train / valid (/ test).
 
     Parameters
@@ -67,7 +73,7 @@ def split_dataset(dataset: Dataset, *, k: int = 4, fold: int = 0, test_fraction:
     dataset : Dataset
         Every image of every split is pooled.
     k : int, optional
-        Number of folds (default 4): valid is one fold of the images left after the test split.
+        Number of folds: valid is one fold of the images left after the test split.
     fold : int, optional
         Which fold is valid (``0..k-1``); the other folds are train.
     test_fraction : float, optional
@@ -75,7 +81,7 @@ def split_dataset(dataset: Dataset, *, k: int = 4, fold: int = 0, test_fraction:
     group_by_obsid : bool, optional
         Never put images of one ObsID in two splits.
     seed : int, optional
-        Random seed (default 42, as the authors); the same seed gives the same splits.
+        Random seed; the same seed gives the same splits.
 
     Returns
     -------

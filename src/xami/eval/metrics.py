@@ -63,7 +63,7 @@ def evaluate(gt_json: str | os.PathLike[str],
         COCO results JSON file or its entries (`Instances.to_coco`): ``image_id`` of the ground
         truth, ``category_id`` 1..5, ``score``, ``bbox`` ``[x, y, w, h]``, RLE ``segmentation``.
     conf : float, optional
-        Score threshold of precision/recall and IoU, in [0, 1] (0.2, the detector's default).
+        Score threshold of precision/recall and IoU, in [0, 1] (0.2, the paper's).
 
     Returns
     -------

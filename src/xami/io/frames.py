@@ -32,7 +32,8 @@ from xami.preprocess import Frame, frame_rebin_factor, preprocess_image
 from xami.wcs import MaskGrid, flip_wcs_rows, rebin_wcs
 
 MASK_GRIDS: tuple[str, ...] = ("frame", "native")
-"""``frame``: masks on the 512 frame the models saw; ``native``: on the input FITS image's grid."""
+"""``frame`` (the default): masks on the 512 frame the models saw; ``native``: on the input FITS
+image's grid."""
 
 KEPT_CARDS: tuple[str, ...] = (
     "OBS_ID", "EXPIDSTR", "OBJECT", "FILTER", "EXPOSURE", "DATE-OBS", "DATE-END", "INSTRUME",
@@ -63,7 +64,7 @@ class LoadedInput:
     cards: dict[str, Any]
 
 
-def load_input(spec: str | os.PathLike[str], *, mask_grid: str = "frame") -> LoadedInput:
+def load_input(spec: str | os.PathLike[str], *, mask_grid: str = MASK_GRIDS[0]) -> LoadedInput:
     """Read one input: a FITS image is rebinned and stretched as in ``xami preprocess``.
 
     A 2048 (or any multiple of 512) FITS image becomes the 512 frame; FITS images of side 64 to
@@ -75,7 +76,7 @@ def load_input(spec: str | os.PathLike[str], *, mask_grid: str = "frame") -> Loa
     ----------
     spec : str or os.PathLike
         Input file, FITS optionally with ``[HDU]``.
-    mask_grid : str
+    mask_grid : str, optional
         One of `MASK_GRIDS` (``native`` only differs from ``frame`` for rebinned FITS inputs).
 
     Returns

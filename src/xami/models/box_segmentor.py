@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 
 from xami.errors import CheckpointError, InputError
+from xami.instrument import coverage_mask
 from xami.models.sam import (
     LOW_RES_FACTOR,
     SAM_PATCH_SIZE,
@@ -137,7 +138,7 @@ def prepare_image(image: np.ndarray, sam_size: int) -> torch.Tensor:
     ((1, 3, 64, 64), 0.0, 0.0)
     """
     pixels = _as_rgb(image)
-    covered = pixels != 0
+    covered = coverage_mask(pixels)
     if not covered.any():
         raise InputError(None, "image has no covered (non-zero) pixel")
     mean, std = _coverage_stats(pixels[covered])

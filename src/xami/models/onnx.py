@@ -22,6 +22,7 @@ import onnxruntime as ort
 from xami.errors import CheckpointError
 from xami.extras import import_extra
 from xami.io.atomic import atomic_path, file_sha256
+from xami.models.detector import DetectorConfig
 from xami.threads import thread_count
 
 ONNX_OPSET = 17
@@ -114,7 +115,7 @@ def _unloadable(path: str | os.PathLike[str], err: Exception) -> CheckpointError
 
 
 def export_ultralytics(checkpoint: str | os.PathLike[str], target: str | os.PathLike[str], *,
-                       imgsz: int = 512) -> None:
+                       imgsz: int = DetectorConfig.imgsz) -> None:
     """Export an ultralytics checkpoint to ONNX with ultralytics' own exporter (atomically).
 
     Opset `ONNX_OPSET`, dynamic input size (so letterboxing and results are the torch model's),
@@ -128,8 +129,8 @@ def export_ultralytics(checkpoint: str | os.PathLike[str], target: str | os.Path
         (`xami.models.safe_load.read_ultralytics_checkpoint`).
     target : str or os.PathLike
         The ONNX file to write.
-    imgsz : int
-        Export size in pixels (paper: 512).
+    imgsz : int, optional
+        Export size in pixels (default: the detector's inference size, `DetectorConfig.imgsz`).
 
     Raises
     ------

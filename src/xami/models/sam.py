@@ -42,7 +42,7 @@ def build_sam_vit_t() -> nn.Module:
 SAM_REGISTRY: dict[str, Callable[[], nn.Module]] = {"vit_t": build_sam_vit_t}
 
 
-def build_sam(model_type: str = "vit_t", *, img_size: int = 1024) -> nn.Module:
+def build_sam(model_type: str, *, img_size: int) -> nn.Module:
     """Build an untrained SAM model for square inputs of ``img_size`` pixels.
 
     Parameters

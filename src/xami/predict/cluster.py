@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from xami.errors import UsageError
 from xami.extras import import_extra
-from xami.predict.image_result import FAILED, ImageResult, write_result
+from xami.predict.image_result import FAILED, ContentKey, ImageResult, write_result
+from xami.predict.resume import input_sha256
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -76,10 +77,16 @@ def dask_client(address: str | None = None, *, workers: int | None = None,
         yield client
 
 
-def _dask_results(client: Client, work: Callable[..., ImageResult],
-                  todo: list[tuple[int, str, str]], out: Path, in_flight: int | None
-                  ) -> Iterator[tuple[int, ImageResult]]:
-    """(index, record) of each image as the cluster finishes it, submitted in bounded batches."""
+def dask_results(client: Client, work: Callable[..., ImageResult],
+                 todo: list[tuple[int, str, str]], out: Path, *, in_flight: int | None,
+                 settings: str) -> Iterator[tuple[int, ImageResult]]:
+    """(index, record) of each image as the cluster finishes it, submitted in bounded batches.
+
+    ``work(spec, name, worker=...)`` predicts one image (`xami.predict.process_image` with the
+    run's settings, whose SHA-256 is ``settings``). An image that kills every worker that tries
+    it is recorded as failed with its content key, as any other failure: a rerun reports it
+    again, and ``--retry-failed`` tries it again.
+    """
     # at most `limit` images queued or running (looked up again at each batch, as workers
     # join), so the scheduler never holds the whole run and each result is released at once
     from distributed import KilledWorker, as_completed
@@ -105,7 +112,8 @@ def _dask_results(client: Client, work: Callable[..., ImageResult],
                 record = future.result()
             except KilledWorker:  # the image killed every worker that tried it: go on
                 record = ImageResult(spec, name, FAILED, f"{spec}: the Dask workers predicting "
-                                                         f"it died (crash or out of memory?)")
+                                                         f"it died (crash or out of memory?)",
+                                     key=ContentKey(input_sha256(spec), settings))
                 write_result(out, record)
             if len(tasks) <= limit // 2:
                 top_up()

@@ -18,7 +18,7 @@ class PredictConfig:
     formats : tuple of str
         Any of `FORMATS`.
     mask_grid : str
-        One of `MASK_GRIDS`.
+        One of `MASK_GRIDS` (default: the first, ``frame``).
     overwrite : bool
         Redo images whose outputs are complete.
     retry_failed : bool
@@ -26,7 +26,7 @@ class PredictConfig:
     """
 
     formats: tuple[str, ...] = FORMATS
-    mask_grid: str = "frame"
+    mask_grid: str = MASK_GRIDS[0]
     overwrite: bool = False
     retry_failed: bool = False
 

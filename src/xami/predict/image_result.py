@@ -19,7 +19,8 @@ from xami.io.atomic import write_text_atomic
 FORMATS: tuple[str, ...] = ("fits", "regions", "coco", "png")
 """Output formats of `run_predict` (``coco`` is the run's ``predictions.coco.json``)."""
 
-_SUFFIX = {"fits": ".xami.fits", "regions": ".reg", "png": ".png"}
+OUTPUT_SUFFIXES: dict[str, str] = {"fits": ".xami.fits", "regions": ".reg", "png": ".png"}
+"""File endings of the per-image outputs by format (``NAME`` + ending)."""
 
 LOCAL_WORKER = "local"
 """The ``worker`` of images predicted without Dask."""
@@ -30,7 +31,7 @@ FAILED = "failed"
 
 def output_files(name: str, formats: Sequence[str]) -> dict[str, str]:
     """Per-image output file names (relative to the run folder) of the requested formats."""
-    return {f: name + _SUFFIX[f] for f in formats if f in _SUFFIX}
+    return {f: name + OUTPUT_SUFFIXES[f] for f in formats if f in OUTPUT_SUFFIXES}
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,7 @@ class ImageResult:
         Who predicted it: `LOCAL_WORKER` or a Dask worker's address; None when nobody did.
     key : ContentKey or None
         What it was made from; None for an input that was never tried (an unusable item, an
-        output name taken, workers that died, an output that could not be written), whose
-        result is not reused.
+        output name taken, an output that could not be written), whose result is not reused.
     redone : str or None
         Why an earlier record was not reused (`xami.predict.resume.redo_reason`); recorded
         with ``key``.

@@ -17,10 +17,7 @@ from pathlib import Path
 from xami.errors import InputError
 from xami.io.fits import FITS_SUFFIXES, split_selector
 from xami.io.images import IMAGE_SUFFIXES
-from xami.predict.image_result import _SUFFIX, _read_record
-
-PRODUCT_SUFFIX = ".xami.fits"
-"""The ending of xami's FITS products, which are never inputs."""
+from xami.predict.image_result import OUTPUT_SUFFIXES, read_result
 
 
 @dataclass(frozen=True)
@@ -155,7 +152,7 @@ def _check(spec: str) -> FoundInput:
 
 def _is_product(path: str, run: str | None, *, found_in: str | None) -> bool:
     """Whether a file is one of xami's own products (never an input)."""
-    if Path(path).name.lower().endswith(PRODUCT_SUFFIX):
+    if Path(path).name.lower().endswith(OUTPUT_SUFFIXES["fits"]):
         return True
     real = os.path.realpath(path)
     if run is not None and real.startswith(run + os.sep) and (
@@ -166,10 +163,10 @@ def _is_product(path: str, run: str | None, *, found_in: str | None) -> bool:
 
 def _listed_output(path: Path) -> bool:
     """Whether the records of the folder holding ``path`` list it as a run's output."""
-    for suffix in _SUFFIX.values():
+    for suffix in OUTPUT_SUFFIXES.values():
         if path.name.endswith(suffix) and len(path.name) > len(suffix):
-            record = _read_record(path.parent / "records" / f"{path.name[:-len(suffix)]}.json")
-            if isinstance(record, dict) and path.name in (record.get("outputs") or {}).values():
+            record = read_result(path.parent / "records" / f"{path.name[:-len(suffix)]}.json")
+            if record is not None and path.name in record.outputs.values():
                 return True
     return False
 

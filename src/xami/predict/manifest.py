@@ -12,7 +12,7 @@ from typing import Any
 
 from xami.classes import CLASSES, ArtefactClass
 from xami.io.atomic import atomic_path, write_text_atomic
-from xami.predict.image_result import _SUFFIX, ImageResult
+from xami.predict.image_result import OUTPUT_SUFFIXES, ImageResult
 
 
 def write_manifest(records: Sequence[ImageResult], out_dir: str | os.PathLike[str]) -> Path:
@@ -66,4 +66,4 @@ def _manifest_row(record: ImageResult) -> dict[str, Any]:
     return {"input": record.input, "name": record.name, "status": record.status,
             "reason": record.reason, **{_count_column(c): counts[c.name] for c in CLASSES},
             "seconds": record.seconds, "worker": record.worker,
-            **{f: record.outputs.get(f) for f in _SUFFIX}}
+            **{f: record.outputs.get(f) for f in OUTPUT_SUFFIXES}}

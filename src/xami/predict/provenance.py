@@ -58,7 +58,7 @@ def _model(source: str | None) -> dict[str, str] | None:
     return {"path": str(path), "sha256": file_sha256(path) if path.is_file() else ""}
 
 
-def _provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
+def provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
     """Primary-header cards of a run's provenance."""
     cards: dict[str, Any] = {"XAMIVER": (__version__, "xami version")}
     for key, name in (("DET", "detector"), ("SEG", "segmentor")):

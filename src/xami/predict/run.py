@@ -34,13 +34,13 @@ from xami.errors import GroundTruthWarning, InputError, UsageError
 from xami.io.atomic import write_text_atomic
 from xami.io.fits import output_stem
 from xami.pipeline import Pipeline, PipelineSpec
-from xami.predict.cluster import _dask_results
+from xami.predict.cluster import dask_results
 from xami.predict.config import PredictConfig
 from xami.predict.image import process_image
 from xami.predict.image_result import FAILED, ImageResult
 from xami.predict.inputs import FoundInput, find_inputs
 from xami.predict.manifest import write_manifest
-from xami.predict.provenance import _provenance_cards, provenance
+from xami.predict.provenance import provenance, provenance_cards
 from xami.predict.resume import settings_sha256
 from xami.predict.runfolder import hold_run_folder, writing
 from xami.predict.summary import RunSummary
@@ -120,13 +120,14 @@ def run_predict(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
         raise UsageError(None, f"in_flight must be a positive integer, got {in_flight!r}")
     gt_ids = None if gt is None else {Path(r.file_name).stem: r.image_id for r in read_coco(gt)}
     prov = provenance(pipeline.spec if isinstance(pipeline, Pipeline) else pipeline)
+    settings = settings_sha256(prov, config)
     with hold_run_folder(out) as run_id:
         work = functools.partial(process_image, pipeline=pipeline, out_dir=out, config=config,
-                                 cards=_provenance_cards(prov), run_id=run_id,
-                                 settings=settings_sha256(prov, config))
+                                 cards=provenance_cards(prov), run_id=run_id, settings=settings)
         records, todo = _plan(found)
         results = (((i, work(spec, name)) for i, spec, name in todo) if client is None
-                   else _dask_results(client, work, todo, out, in_flight))
+                   else dask_results(client, work, todo, out, in_flight=in_flight,
+                                     settings=settings))
         with tqdm(total=len(todo), desc="predict", unit="image",
                   disable=not progress or None) as bar:
             for i, record in results:

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xami.instrument import RELEASED_SIZE
 from xami.priors.central_ring import CentralRingPrior, apply_central_ring_prior
 from xami.priors.smoke_ring import SmokeRingPrior, apply_smoke_ring_prior
-from xami.priors.sources import BrightSource, find_bright_sources
+from xami.priors.sources import MIN_CORE, SATURATION_LEVEL, BrightSource, find_bright_sources
 from xami.priors.streaks import StreakPrior, apply_streak_prior
 from xami.structures import Instances
 
@@ -55,8 +56,8 @@ class PriorConfig:
     central_ring: CentralRingPrior | None = CentralRingPrior()
     smoke_ring: SmokeRingPrior | None = SmokeRingPrior()
     streak: StreakPrior | None = StreakPrior()
-    saturation: float = 250.0
-    min_core: int = 5
+    saturation: float = SATURATION_LEVEL
+    min_core: int = MIN_CORE
 
     def __post_init__(self) -> None:
         if self.min_core < 1:
@@ -106,8 +107,8 @@ def apply_priors(image: np.ndarray, instances: Instances, *,
     if config.smoke_ring is None and config.streak is None:
         return instances
     h, w = instances.image_size
-    sources = find_bright_sources(image, level=config.saturation,
-                                  min_area=max(1, round(config.min_core * h * w / 512**2)))
+    min_area = max(1, round(config.min_core * h * w / RELEASED_SIZE**2))
+    sources = find_bright_sources(image, level=config.saturation, min_area=min_area)
     if config.smoke_ring is not None:
         instances = apply_smoke_ring_prior(instances, sources, config=config.smoke_ring)
     if config.streak is not None:

@@ -13,8 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from xami.classes import BY_NAME
-from xami.instrument import CENTRAL_RING_SIZE, DETECTOR_PIXELS, central_ring_frame_xy
-from xami.postprocess import _channel0
+from xami.instrument import (
+    CENTRAL_RING_SIZE,
+    DETECTOR_PIXELS,
+    RELEASED_SIZE,
+    central_ring_frame_xy,
+    coverage_mask,
+    grey_plane,
+)
+from xami.models.detector import DetectorConfig
 from xami.structures import Instances
 
 _CR = BY_NAME["central-ring"].coco_id
@@ -39,15 +46,15 @@ class CentralRingPrior:
         Where no prediction is the ring and the frame covers its position, add the ring at the
         fixed position with ``propose_score`` (SAS flags that region in every image).
     propose_score : float
-        Score of a proposed ring: below every detection at the default threshold, so that it
-        ranks last.
+        Score of a proposed ring: the detector's default threshold (`DetectorConfig.conf`), the
+        lowest score of a detection, so that it ranks last.
     """
 
     sigma: float = 12.0
     size_sigma: float = 0.5
     others: str = "remove"
     propose: bool = True
-    propose_score: float = 0.1
+    propose_score: float = DetectorConfig.conf
 
     def __post_init__(self) -> None:
         if self.sigma <= 0 or self.size_sigma <= 0:
@@ -83,7 +90,7 @@ def ring_likelihood(boxes: np.ndarray, size: int, *,
     [1.0]
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    scale = size / 512
+    scale = size / RELEASED_SIZE
     x0, y0 = central_ring_frame_xy(size)
     distance2 = ((boxes[:, 0] + boxes[:, 2]) / 2 - x0) ** 2 + ((boxes[:, 1] + boxes[:, 3]) / 2
                                                                 - y0) ** 2
@@ -95,12 +102,12 @@ def ring_likelihood(boxes: np.ndarray, size: int, *,
 
 
 def covers_ring(image: np.ndarray) -> bool:
-    """Whether a square frame has coverage (non-zero pixels) at most of the ring's centre patch."""
-    data = _channel0(image)
+    """Whether a square frame is covered (`coverage_mask`) over most of the ring's centre patch."""
+    data = grey_plane(image)
     x0, y0 = central_ring_frame_xy(data.shape[1])
-    half = max(1, round(4 * data.shape[1] / 512))
+    half = max(1, round(4 * data.shape[1] / RELEASED_SIZE))
     patch = data[int(y0) - half:int(y0) + half + 1, int(x0) - half:int(x0) + half + 1]
-    return bool(patch.size and (patch != 0).mean() > 0.5)
+    return bool(patch.size and coverage_mask(patch).mean() > 0.5)
 
 
 def apply_central_ring_prior(image: np.ndarray, instances: Instances, *,
@@ -168,13 +175,13 @@ def proposed_ring(image: np.ndarray, score: float) -> Instances:
     Instances
         One central ring (none where the ellipse has no coverage).
     """
-    data = _channel0(image)
+    data = grey_plane(image)
     size = data.shape[1]
     x0, y0 = central_ring_frame_xy(size)
     a, b = (np.array(CENTRAL_RING_SIZE) * size / DETECTOR_PIXELS) / 2
     rows, cols = np.ogrid[:data.shape[0], :size]
     mask = ((cols + 0.5 - x0) / a) ** 2 + ((rows + 0.5 - y0) / b) ** 2 <= 1.0
-    mask &= data != 0
+    mask &= coverage_mask(data)
     if not mask.any():
         return Instances.empty(*data.shape)
     return Instances.from_masks(mask[None], labels=[_CR], scores=[score])

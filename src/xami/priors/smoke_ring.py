@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xami.classes import BY_NAME
+from xami.instrument import RELEASED_SIZE
 from xami.priors.sources import BrightSource
 from xami.structures import Instances
 
@@ -148,7 +149,7 @@ def apply_smoke_ring_prior(instances: Instances, sources: list[BrightSource], *,
         A new `Instances`, order kept.
     """
     h, w = instances.image_size
-    centre, scale = (w / 2, h / 2), w / 512
+    centre, scale = (w / 2, h / 2), w / RELEASED_SIZE
     labels, scores = instances.labels.copy(), instances.scores.copy()
     keep = np.ones(len(instances), bool)
     sides = instances.boxes[:, 2:] - instances.boxes[:, :2]

@@ -12,7 +12,13 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-from xami.postprocess import _channel0
+from xami.instrument import grey_plane
+
+SATURATION_LEVEL = 250.0
+"""Level of a saturated pixel in the 8-bit frames (of 255)."""
+
+MIN_CORE = 5
+"""Fewest saturated pixels of a parent's core in a 512 frame: single hot pixels are no parent."""
 
 
 class BrightSource(NamedTuple):
@@ -26,8 +32,8 @@ class BrightSource(NamedTuple):
     """First and last column of the core (inclusive)."""
 
 
-def find_bright_sources(image: np.ndarray, *, level: float = 250.0,
-                        min_area: int = 5) -> list[BrightSource]:
+def find_bright_sources(image: np.ndarray, *, level: float = SATURATION_LEVEL,
+                        min_area: int = MIN_CORE) -> list[BrightSource]:
     """Saturated compact sources: connected patches of pixels at or above ``level``.
 
     Parameters
@@ -36,7 +42,7 @@ def find_bright_sources(image: np.ndarray, *, level: float = 250.0,
         ``uint8 [H, W]`` or ``[H, W, 3]`` frame (channel 0 is used); the 8-bit XAMI stretch clips
         coincidence-loss saturated cores at 255.
     level : float, optional
-        Saturation level in the frame's units (default 250 of 255).
+        Saturation level in the frame's units.
     min_area : int, optional
         Fewest pixels of a core (8-connected), to leave out single hot pixels.
 
@@ -51,7 +57,7 @@ def find_bright_sources(image: np.ndarray, *, level: float = 250.0,
     >>> [(s.x, s.y, s.cols) for s in find_bright_sources(frame)]
     [(11.5, 5.5, (10, 12))]
     """
-    data = _channel0(image)
+    data = grey_plane(image)
     labels, _ = ndi.label(data >= level, structure=np.ones((3, 3)))
     sources = []
     for index, region in enumerate(ndi.find_objects(labels), start=1):

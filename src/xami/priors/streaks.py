@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xami.classes import BY_NAME
-from xami.postprocess import _channel0
+from xami.instrument import RELEASED_SIZE, coverage_mask, grey_plane
 from xami.priors.sources import BrightSource
 from xami.structures import Instances
 
@@ -115,7 +115,8 @@ def visible_segments(image: np.ndarray, columns: tuple[int, int],
     list of tuple of int
         ``(first_row, stop_row)`` ranges, top first; empty when the streak is nowhere visible.
     """
-    data = np.where(_channel0(image) != 0, _channel0(image), np.nan)
+    plane = grey_plane(image)
+    data = np.where(coverage_mask(plane), plane, np.nan)
     excess, side = _row_profile(data, columns, config)
     visible = _visible_rows(excess, config)
     if not visible.any():
@@ -235,8 +236,8 @@ def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[Br
     Instances
         A new `Instances`: other classes first in their order, then the streaks' segments.
     """
-    scale = instances.image_size[1] / 512
-    covered = _channel0(image) != 0
+    scale = instances.image_size[1] / RELEASED_SIZE
+    covered = coverage_mask(grey_plane(image, dtype=None))
     others = instances[np.flatnonzero(instances.labels != _STREAK)]
     parts = [others]
     for i in np.flatnonzero(instances.labels == _STREAK):

@@ -17,6 +17,7 @@ from xami.io.atomic import write_text_atomic
 from xami.report.gallery import gallery
 from xami.report.markup import (
     DASH,
+    DIGITS,
     class_label,
     esc,
     field,
@@ -331,7 +332,7 @@ def _is_scalar(value: object) -> bool:
     return not isinstance(value, (Mapping, list))
 
 
-def _generic(value: object, digits: int | None = 3) -> str:
+def _generic(value: object, digits: int | None = DIGITS) -> str:
     """Any JSON value as HTML: a 2-D table for a dict of flat dicts, key/value rows otherwise."""
     if isinstance(value, Mapping):
         if not value:

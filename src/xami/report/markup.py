@@ -12,6 +12,9 @@ from xami.classes import BY_NAME, BY_SHORT, TABLE3_ORDER, ArtefactClass
 DASH = "—"
 """What a cell shows for a missing or undefined value."""
 
+DIGITS = 3
+"""Decimals of a float cell."""
+
 _RANK = {BY_SHORT[short].name: i for i, short in enumerate(TABLE3_ORDER)}
 
 
@@ -46,7 +49,7 @@ def esc(value: object) -> str:
     return DASH if value is None else html.escape(str(value))
 
 
-def num(value: object, digits: int | None = 3) -> str:
+def num(value: object, digits: int | None = DIGITS) -> str:
     """A cell for a number: floats rounded (as written when ``digits`` is None), NaN as a dash."""
     if isinstance(value, float) and digits is not None:
         return DASH if math.isnan(value) else f"{value:.{digits}f}"

@@ -21,6 +21,7 @@ from xami.io.fits import write_fits
 from xami.io.images import write_frame
 from xami.sim.config import SimConfig
 from xami.sim.image import SimulatedFrame, simulate_scene
+from xami.sim.render import MASK_BINNING
 from xami.sim.scene import Scene, draw_field, draw_filters, draw_scene
 
 SPLITS = ("train", "valid")
@@ -111,7 +112,7 @@ def annotations_of(sim: SimulatedFrame) -> tuple[Annotation, ...]:
     return tuple(out)
 
 
-def simulate_index(seed: int, index: int, *, binning: int = 4,
+def simulate_index(seed: int, index: int, *, binning: int = MASK_BINNING,
                    config: SimConfig | None = None) -> SimulatedFrame:
     """Image ``index`` of the set ``simulate_dataset(..., seed=seed)`` makes (before JPEG).
 
@@ -138,7 +139,7 @@ def simulate_index(seed: int, index: int, *, binning: int = 4,
 def _one(index: int, *, out: Path, seed: int, fits: bool, valid_fraction: float,
          config: SimConfig) -> tuple[str, ImageRecord]:
     """Simulate and write image ``index``; return its split and record."""
-    sim = simulate_index(seed, index, binning=1 if fits else 4, config=config)
+    sim = simulate_index(seed, index, binning=1 if fits else MASK_BINNING, config=config)
     split = split_of(seed, index, valid_fraction, config)
     name = f"{sim.stem}.jpg"
     write_frame(out / "coco" / split / name, sim.frame, quality=95)

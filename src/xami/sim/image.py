@@ -79,7 +79,7 @@ class SimulatedFrame:
 
 
 def simulate_image(rng_or_seed: np.random.Generator | int, *, config: SimConfig | None = None,
-                   binning: int = 4) -> SimulatedFrame:
+                   binning: int = MASK_BINNING) -> SimulatedFrame:
     """Simulate one XMM-OM image with exact instance masks of its artefacts.
 
     Parameters
@@ -108,7 +108,7 @@ def simulate_image(rng_or_seed: np.random.Generator | int, *, config: SimConfig 
     >>> sim.frame.shape, sim.masks.shape[1:]
     ((512, 512), (512, 512))
     """
-    if binning not in (1, 4):
+    if binning not in (1, MASK_BINNING):
         raise ValueError(f"binning must be 1 or 4, got {binning!r}")
     config = SimConfig() if config is None else config
     rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else \
@@ -121,7 +121,7 @@ def simulate_image(rng_or_seed: np.random.Generator | int, *, config: SimConfig 
 
 
 def simulate_scene(scene: Scene, rng: np.random.Generator, config: SimConfig, *,
-                   binning: int = 4, seed: int | None = None,
+                   binning: int = MASK_BINNING, seed: int | None = None,
                    index: int | None = None) -> SimulatedFrame:
     """Render a drawn scene into a `SimulatedFrame` (``seed``/``index`` go to the header)."""
     rendered = render_scene(scene, rng, config, binning=binning)

@@ -43,7 +43,7 @@ def _clip(v: float) -> int:
 
 
 def _window(x0: float, y0: float, size: tuple[int, int], exposure: float,
-            binning: int = 2) -> Window:
+            binning: int = Window.binning) -> Window:
     """A window of ``size`` with lower-left corner near ``(x0, y0)``, clipped to the detector."""
     return Window(_clip(x0), _clip(y0), _clip(x0 + size[0]), _clip(y0 + size[1]), exposure,
                   binning)

@@ -144,7 +144,7 @@ def select_visible(scene: Scene, config: SimConfig) -> tuple[list[Candidate], li
 
 
 def render_scene(scene: Scene, rng: np.random.Generator, config: SimConfig, *,
-                 binning: int = 4) -> Rendered:
+                 binning: int = MASK_BINNING) -> Rendered:
     """Render ``scene`` at ``binning`` (1 or 4): normalised counts and the visible instances."""
     keep, layers = select_visible(scene, config)
     light = scene_light(scene, config, binning)

@@ -96,8 +96,8 @@ def _check_masks(logits: torch.Tensor, targets: torch.Tensor) -> None:
         )
 
 
-def focal_loss(logits: torch.Tensor, targets: torch.Tensor, *, alpha: float = 0.7,
-               gamma: float = 2.0) -> torch.Tensor:
+def focal_loss(logits: torch.Tensor, targets: torch.Tensor, *, alpha: float = LossConfig.alpha,
+               gamma: float = LossConfig.gamma) -> torch.Tensor:
     """Per-mask sigmoid focal loss, computed on logits.
 
     ``FL = alpha_t (1 - p_t)^gamma BCE(logit, t)`` with ``p = sigmoid(logit)``,
@@ -139,7 +139,8 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, *, alpha: float = 0.
     return (alpha_t * (1 - p_t) ** gamma * bce).mean(dim=(1, 2))
 
 
-def dice_loss(logits: torch.Tensor, targets: torch.Tensor, *, eps: float = 1.0) -> torch.Tensor:
+def dice_loss(logits: torch.Tensor, targets: torch.Tensor, *,
+              eps: float = LossConfig.dice_eps) -> torch.Tensor:
     """Per-mask dice loss of the soft mask ``sigmoid(logits)``.
 
     ``1 - (2 sum(s g) + eps) / (sum s + sum g + eps)`` over the pixels of each mask.
@@ -201,7 +202,7 @@ def soft_iou(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def iou_head_loss(iou_pred: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, *,
-                  kind: str = "mse") -> torch.Tensor:
+                  kind: str = LossConfig.iou_kind) -> torch.Tensor:
     """Per-mask loss of the IoU head against the detached soft IoU of the predicted mask.
 
     The target is `soft_iou` of ``logits`` with ``targets``, detached: this loss trains the IoU

@@ -40,7 +40,8 @@ class ScheduleConfig:
         return lr_at(step, lr0=self.lr0, lr_final=self.lr_final, decay_steps=self.decay_steps)
 
 
-def lr_at(step: int, *, lr0: float = 3e-4, lr_final: float = 6e-5, decay_steps: int = 16) -> float:
+def lr_at(step: int, *, lr0: float = ScheduleConfig.lr0, lr_final: float = ScheduleConfig.lr_final,
+          decay_steps: int = ScheduleConfig.decay_steps) -> float:
     """Learning rate at optimiser step ``step``: linear from ``lr0`` to ``lr_final``, then constant.
 
     ``lr0 + (lr_final - lr0) * step / decay_steps`` for ``step < decay_steps``, ``lr_final`` from
