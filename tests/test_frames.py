@@ -190,3 +190,9 @@ def test_unreadable_inputs_name_the_file(tmp_path: Path) -> None:
     write_image_fits(tmp_path / "tiny.fits", np.ones((16, 16), np.float32))
     with pytest.raises(FitsError, match=r"tiny\.fits: image of 16x16 pixels"):
         load_input(tmp_path / "tiny.fits")
+
+
+def test_the_reader_is_on_the_package_face():
+    import xami
+
+    assert xami.load_input is load_input and "load_input" in xami.__all__

@@ -1,7 +1,7 @@
 """xami: find, classify and mask instrumental artefacts in XMM-Newton Optical Monitor images.
 
-The model-facing names (`load_detector`, `load_segmentor`, `Pipeline`, ...) are imported on first
-use, so that ``import xami`` does not load PyTorch and ultralytics.
+The model-facing names (`load_detector`, `load_segmentor`, `Pipeline`, `load_input`, ...) are
+imported on first use, so that ``import xami`` does not load PyTorch, ultralytics or astropy.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "Detector": "xami.models.detector",
     "load_detector": "xami.models.build",
+    "load_input": "xami.io.frames",
     "Pipeline": "xami.pipeline",
+    "PipelineSpec": "xami.pipeline",
     "Segmentor": "xami.models.segmentor",
     "load_segmentor": "xami.models.build",
 }
@@ -31,10 +33,12 @@ __all__ = [
     "Instances",
     "NoDetectionsWarning",
     "Pipeline",
+    "PipelineSpec",
     "Segmentor",
     "XamiError",
     "__version__",
     "load_detector",
+    "load_input",
     "load_segmentor",
 ]
 
