@@ -68,9 +68,9 @@ def grey_plane(image: np.ndarray, dtype: type | None = np.float64) -> np.ndarray
 
     Examples
     --------
-    >>> grey_plane(np.full((2, 3, 3), 7, np.uint8))
-    array([[7., 7., 7.],
-           [7., 7., 7.]])
+    >>> plane = grey_plane(np.full((2, 3, 3), 7, np.uint8))
+    >>> plane.tolist(), plane.dtype
+    ([[7.0, 7.0, 7.0], [7.0, 7.0, 7.0]], dtype('float64'))
     """
     image = np.asarray(image)
     if image.ndim == 3:
@@ -78,6 +78,7 @@ def grey_plane(image: np.ndarray, dtype: type | None = np.float64) -> np.ndarray
     if image.ndim != 2:
         raise ValueError(f"image must be [H, W] or [H, W, C], got shape {np.shape(image)}")
     return image if dtype is None else image.astype(dtype)
+
 
 CENTRAL_RING_XY = (992.0, 1064.0)
 """Centre of the central ring (scattered light from the detector window chamfer), unbinned
