@@ -12,7 +12,7 @@ from PIL import Image
 
 from _fits_factory import STAR, sky_image, tan_wcs, write_om_file
 from xami.cli import main
-from xami.errors import FitsError, InputError
+from xami.errors import FitsError, InputError, UsageError
 from xami.io.fits import OMImage, read_om_image, write_image_fits
 from xami.io.frames import (
     input_files,
@@ -196,3 +196,8 @@ def test_the_reader_is_on_the_package_face():
     import xami
 
     assert xami.load_input is load_input and "load_input" in xami.__all__
+
+
+def test_an_unknown_mask_grid_is_refused(fits_file: Path) -> None:
+    with pytest.raises(UsageError, match=r"mask_grid must be one of .*'native'\), got 'nat'"):
+        load_input(fits_file, mask_grid="nat")

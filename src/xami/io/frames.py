@@ -86,6 +86,8 @@ def load_input(spec: str | os.PathLike[str], *, mask_grid: str = MASK_GRIDS[0]) 
 
     Raises
     ------
+    xami.errors.UsageError
+        ``mask_grid`` is not one of `MASK_GRIDS`.
     xami.errors.XamiError
         The file cannot be read, or its image has a size xami does not read (the message names
         the file and the problem).
@@ -96,6 +98,8 @@ def load_input(spec: str | os.PathLike[str], *, mask_grid: str = MASK_GRIDS[0]) 
     >>> frame.shape, frame.dtype  # doctest: +SKIP
     ((512, 512), dtype('uint8'))
     """
+    if mask_grid not in MASK_GRIDS:
+        raise UsageError(None, f"mask_grid must be one of {MASK_GRIDS}, got {mask_grid!r}")
     spec = str(spec)
     if not is_fits_name(spec):
         return _load_frame(spec)
