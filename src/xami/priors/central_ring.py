@@ -103,7 +103,7 @@ def ring_likelihood(boxes: np.ndarray, size: int, *,
 
 def covers_ring(image: np.ndarray) -> bool:
     """Whether a square frame is covered (`coverage_mask`) over most of the ring's centre patch."""
-    data = grey_plane(image)
+    data = grey_plane(image, dtype=None)
     x0, y0 = central_ring_frame_xy(data.shape[1])
     half = max(1, round(4 * data.shape[1] / RELEASED_SIZE))
     patch = data[int(y0) - half:int(y0) + half + 1, int(x0) - half:int(x0) + half + 1]
@@ -175,7 +175,7 @@ def proposed_ring(image: np.ndarray, score: float) -> Instances:
     Instances
         One central ring (none where the ellipse has no coverage).
     """
-    data = grey_plane(image)
+    data = grey_plane(image, dtype=None)
     size = data.shape[1]
     x0, y0 = central_ring_frame_xy(size)
     a, b = (np.array(CENTRAL_RING_SIZE) * size / DETECTOR_PIXELS) / 2

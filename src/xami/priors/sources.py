@@ -57,7 +57,7 @@ def find_bright_sources(image: np.ndarray, *, level: float = SATURATION_LEVEL,
     >>> [(s.x, s.y, s.cols) for s in find_bright_sources(frame)]
     [(11.5, 5.5, (10, 12))]
     """
-    data = grey_plane(image)
+    data = grey_plane(image, dtype=None)
     labels, _ = ndi.label(data >= level, structure=np.ones((3, 3)))
     sources = []
     for index, region in enumerate(ndi.find_objects(labels), start=1):

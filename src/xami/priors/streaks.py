@@ -14,6 +14,7 @@ import itertools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -115,15 +116,36 @@ def visible_segments(image: np.ndarray, columns: tuple[int, int],
     list of tuple of int
         ``(first_row, stop_row)`` ranges, top first; empty when the streak is nowhere visible.
     """
+    return _visible_segments(_sky(image), columns, parents, config)
+
+
+class _Sky(NamedTuple):
+    """What the row profiles read of a frame, computed once per frame, not per streak."""
+
+    data: np.ndarray
+    """``float64 [H, W]`` grey plane, NaN where not covered."""
+    level: float
+    """Median of the covered pixels (NaN when none is)."""
+
+
+def _sky(image: np.ndarray) -> _Sky:
+    """The frame's `_Sky`."""
     plane = grey_plane(image)
     data = np.where(coverage_mask(plane), plane, np.nan)
-    excess, side = _row_profile(data, columns, config)
+    with _quiet():
+        return _Sky(data, float(np.nanmedian(data)))
+
+
+def _visible_segments(sky: _Sky, columns: tuple[int, int], parents: list[BrightSource],
+                      config: StreakPrior) -> list[tuple[int, int]]:
+    """`visible_segments` on a frame's `_Sky`."""
+    excess, side = _row_profile(sky.data, columns, config)
     visible = _visible_rows(excess, config)
     if not visible.any():
         return []
     amplitude = float(np.nanmedian(excess[visible]))
     visible = _fill_gaps(visible, config.max_gap)
-    halo = _smooth(side - np.nanmedian(data), 5) > amplitude
+    halo = _smooth(side - sky.level, 5) > amplitude
     if parents:
         r0, r1 = _halo_rows(halo, max(parents, key=lambda p: p.radius))
         visible[r0:r1] = False
@@ -237,19 +259,19 @@ def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[Br
         A new `Instances`: other classes first in their order, then the streaks' segments.
     """
     scale = instances.image_size[1] / RELEASED_SIZE
-    covered = coverage_mask(grey_plane(image, dtype=None))
-    others = instances[np.flatnonzero(instances.labels != _STREAK)]
-    parts = [others]
-    for i in np.flatnonzero(instances.labels == _STREAK):
+    streaks = np.flatnonzero(instances.labels == _STREAK)
+    sky = _sky(image) if config.extent == "visible" and streaks.size else None
+    parts = [instances[np.flatnonzero(instances.labels != _STREAK)]]
+    for i in streaks:
         streak = instances[int(i)]
         columns = _columns(streak)
         parents = column_parents(columns, sources, tolerance=config.column_tolerance * scale)
         streak.scores = np.minimum(1.0, streak.scores * (config.boost if parents
                                                          else config.penalty))
-        if config.extent == "visible":
-            segments = visible_segments(image, columns, parents, config=config)
+        if sky is not None:
+            segments = _visible_segments(sky, columns, parents, config)
             if segments:
-                streak = _segmented(streak, columns, segments, covered)
+                streak = _segmented(streak, columns, segments, ~np.isnan(sky.data))
         parts.append(streak)
     return Instances.concatenate(parts)
 
