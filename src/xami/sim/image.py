@@ -109,7 +109,7 @@ def simulate_image(rng_or_seed: np.random.Generator | int, *, config: SimConfig 
     ((512, 512), (512, 512))
     """
     if binning not in (1, MASK_BINNING):
-        raise ValueError(f"binning must be 1 or 4, got {binning!r}")
+        raise ValueError(f"binning must be 1 or {MASK_BINNING}, got {binning!r}")
     config = SimConfig() if config is None else config
     rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else \
         np.random.default_rng(rng_or_seed)
