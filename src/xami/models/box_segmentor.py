@@ -137,7 +137,11 @@ def prepare_image(image: np.ndarray, sam_size: int) -> torch.Tensor:
     >>> tuple(x.shape), float(x[0, 0, 0, 0]), float(x[0, 0, 63, 63])
     ((1, 3, 64, 64), 0.0, 0.0)
     """
-    pixels = _as_rgb(image)
+    return _prepare_rgb(_as_rgb(image), sam_size)
+
+
+def _prepare_rgb(pixels: np.ndarray, sam_size: int) -> torch.Tensor:
+    """`prepare_image` of a frame already checked by `_as_rgb` (`BoxSegmentor.predict` has one)."""
     covered = coverage_mask(pixels)
     if not covered.any():
         raise InputError(None, "image has no covered (non-zero) pixel")
@@ -310,13 +314,15 @@ class BoxSegmentor(abc.ABC):
         xami.errors.InputError
             Bad image, boxes or labels.
         """
-        height, width = _as_rgb(image).shape[:2]
+        pixels = _as_rgb(image)
+        height, width = pixels.shape[:2]
         boxes = _as_boxes(boxes)
         labels = _as_labels(labels, len(boxes))
         if len(boxes) == 0:
             return Instances.empty(height, width)
         with torch.inference_mode():
-            logits, iou_pred = self.decode(self.embed(self.prepare(image)), boxes, (height, width))
+            prepared = _prepare_rgb(pixels, self.config.sam_size)
+            logits, iou_pred = self.decode(self.embed(prepared), boxes, (height, width))
         masks = (logits > self.config.mask_threshold).cpu().numpy()
         scores = np.clip(iou_pred.cpu().numpy().astype(np.float64), 0.0, 1.0)
         return Instances(boxes, masks, labels, scores)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xami.classes import CLASSES
+from xami.classes import BY_YOLO_INDEX, yolo_names
 from xami.errors import CheckpointError, InputError
 from xami.structures import Instances
 
@@ -71,10 +71,20 @@ def check_class_names(names: dict[int, str], source: str | os.PathLike[str] | No
     xami.errors.CheckpointError
         The names differ from `xami.classes.CLASSES`.
     """
-    expected = {c.yolo_index: c.name for c in CLASSES}
+    expected = yolo_names()
     if names != expected:
         raise CheckpointError(source or None,
                               f"detector classes {names} are not the XAMI classes {expected}")
+
+
+_COCO_IDS = np.array([BY_YOLO_INDEX[i].coco_id for i in range(len(BY_YOLO_INDEX))],
+                     dtype=np.int64)
+"""COCO id by YOLO index."""
+
+
+def coco_labels(classes: np.ndarray) -> np.ndarray:
+    """The COCO ids ``int64 [N]`` of a detector's YOLO class indices ``[N]``."""
+    return _COCO_IDS[np.asarray(classes, dtype=np.int64)]
 
 
 class Detector(abc.ABC):

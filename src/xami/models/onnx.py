@@ -84,34 +84,8 @@ def ort_session(path: str | os.PathLike[str]) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own pybind types for a bad file
-        raise _unloadable(path, err) from err
-
-
-def check_onnx_file(path: str | os.PathLike[str]) -> None:
-    """Parse an ONNX file, so that a bad one fails at load time (ultralytics opens it lazily).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An ONNX file.
-
-    Raises
-    ------
-    xami.errors.CheckpointError
-        The file is not an ONNX model (named, with a way out).
-    """
-    import onnx
-
-    try:
-        onnx.load(str(path), load_external_data=False)
-    except Exception as err:  # protobuf's DecodeError and onnx's own errors
-        raise _unloadable(path, err) from err
-
-
-def _unloadable(path: str | os.PathLike[str], err: Exception) -> CheckpointError:
-    """The error for a cached ONNX file that cannot be loaded."""
-    return CheckpointError(path, f"cannot be loaded as an ONNX model ({err}); delete it to "
-                                 "export it again")
+        raise CheckpointError(path, f"cannot be loaded as an ONNX model ({err}); delete it to "
+                                    "export it again") from err
 
 
 def export_ultralytics(checkpoint: str | os.PathLike[str], target: str | os.PathLike[str], *,

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from xami.classes import BY_YOLO_INDEX, CLASSES
+from xami.classes import CLASSES, yolo_names
 from xami.errors import CheckpointError
-from xami.models.detector import Detector, DetectorConfig
+from xami.models.detector import Detector, DetectorConfig, coco_labels
 from xami.structures import Instances
 
 
@@ -48,8 +48,7 @@ class UltralyticsDetector(Detector):
 def _to_instances(result: Any, shape: tuple[int, int]) -> Instances:
     """Convert one ultralytics ``Results`` into Instances at ``shape``."""
     boxes = result.boxes.xyxy.cpu().numpy().astype(np.float64)
-    labels = np.array([BY_YOLO_INDEX[int(i)].coco_id for i in result.boxes.cls.cpu().numpy()],
-                      dtype=np.int64)
+    labels = coco_labels(result.boxes.cls.cpu().numpy())
     scores = result.boxes.conf.cpu().numpy().astype(np.float64)
     if result.masks is not None:
         masks = result.masks.data.cpu().numpy() > 0.5
@@ -110,7 +109,7 @@ def _untrained(ul: Any, yaml_path: Path) -> Any:
     model = _model_class(ul, yaml_path)(str(yaml_path))
     cfg = dict(model.model.yaml, nc=len(CLASSES))
     model.model = type(model.model)(cfg, nc=len(CLASSES), verbose=False)
-    model.model.names = {c.yolo_index: c.name for c in CLASSES}
+    model.model.names = yolo_names()
     return model
 
 

@@ -30,9 +30,8 @@ import numpy as np
 import onnxruntime as ort
 
 from xami.cache import export_folder, file_key
-from xami.classes import BY_YOLO_INDEX
 from xami.errors import CheckpointError
-from xami.models.detector import Detector, DetectorConfig
+from xami.models.detector import Detector, DetectorConfig, coco_labels
 from xami.models.onnx import ort_session
 from xami.structures import Instances
 
@@ -99,8 +98,7 @@ class OnnxYolo(Detector):
         boxes = _boxes_to_frame(boxes, x.shape[:2], shape)
         masks = _masks(protos[0], coeffs, boxes, shape)
         kept = masks.any(axis=(1, 2))
-        labels = np.array([BY_YOLO_INDEX[int(i)].coco_id for i in classes[kept]], dtype=np.int64)
-        return Instances(boxes[kept].astype(np.float64), masks[kept], labels,
+        return Instances(boxes[kept].astype(np.float64), masks[kept], coco_labels(classes[kept]),
                          scores[kept].astype(np.float64))
 
 
@@ -162,7 +160,7 @@ def cached_onnx_yolo(checkpoint: Path, config: DetectorConfig = DetectorConfig()
     xami.errors.MissingExtraError
         torch or ultralytics is not installed.
     """
-    from xami.models.onnx import check_onnx_file, export_ultralytics
+    from xami.models.onnx import export_ultralytics
     from xami.models.safe_load import read_ultralytics_checkpoint
 
     if not checkpoint.is_file():
@@ -172,8 +170,7 @@ def cached_onnx_yolo(checkpoint: Path, config: DetectorConfig = DetectorConfig()
     target = export_folder(checkpoint, [name]) / name
     if not target.is_file():
         export_ultralytics(checkpoint, target, imgsz=config.imgsz)
-    check_onnx_file(target)
-    return load_onnx_yolo(target, config)
+    return OnnxYolo(ort_session(target), config, source=target)  # a bad one: "delete it"
 
 
 def letterbox(image: np.ndarray, imgsz: int, *, stride: int = 32) -> np.ndarray:
