@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from xami.models.build import bundled_detector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLASSES = ("CR", "ROS", "SR", "SL")
+NO_RING_PROPOSALS = ["--config", os.path.relpath(Path(__file__).parent / "no_ring_proposals.yaml")]
+"""Flags of the rows before the smoke-ring proposals: every default but those."""
 
 
 def steps(before: Path) -> list[tuple[str, Path, list[str]]]:
@@ -34,9 +37,11 @@ def steps(before: Path) -> list[tuple[str, Path, list[str]]]:
         rows += [
             (f"{tag}: detector + streak fit", det, ["--no-priors"]),
             (f"{tag}: + central-ring prior", det, ["--no-smoke-ring-prior", "--no-streak-prior"]),
-            (f"{tag}: + smoke-ring prior", det, ["--no-streak-prior"]),
-            (f"{tag}: + streak prior, full column", det, ["--streak-extent", "column"]),
-            (f"{tag}: + streak prior, visible part", det, []),
+            (f"{tag}: + smoke-ring prior", det, [*NO_RING_PROPOSALS, "--no-streak-prior"]),
+            (f"{tag}: + streak prior, full column", det,
+             [*NO_RING_PROPOSALS, "--streak-extent", "column"]),
+            (f"{tag}: + streak prior, visible part", det, NO_RING_PROPOSALS),
+            (f"{tag}: + smoke-ring proposals", det, []),
         ]
     return rows
 

@@ -21,7 +21,7 @@ from xami.priors import (
     find_bright_sources,
 )
 from xami.priors.central_ring import apply_central_ring_prior, ring_likelihood
-from xami.priors.smoke_ring import apply_smoke_ring_prior
+from xami.priors.smoke_ring import apply_smoke_ring_prior, propose_rings
 from xami.priors.streaks import apply_streak_prior, visible_segments
 from xami.structures import Instances
 
@@ -107,18 +107,59 @@ def test_smoke_rings_outward_of_a_parent_are_boosted_others_lowered(star_frame):
     found = _boxes([[429, 249, 443, 263], [369, 249, 383, 263], [399, 249, 413, 263],
                     [429, 249, 443, 263], [411, 221, 461, 291]],
                    [SR, SR, SR, SL, SL], [0.5, 0.5, 0.5, 0.3, 0.3])
-    out = apply_smoke_ring_prior(found, sources)
+    out = apply_smoke_ring_prior(star_frame, found, sources)
     # outward ghost boosted; inward one lowered; the ring on the star itself lowered (it has no
     # parent) but kept; a ring-sized star loop at the ghost's place relabelled; a real-sized
     # star loop left alone
     assert out.labels.tolist() == [SR, SR, SR, SR, SL]
     assert out.scores == pytest.approx([0.75, 0.25, 0.25, 0.45, 0.3])
-    cores = apply_smoke_ring_prior(found, sources, config=SmokeRingPrior(drop_cores=True))
+    cores = apply_smoke_ring_prior(star_frame, found, sources,
+                                   config=SmokeRingPrior(drop_cores=True))
     assert cores.boxes[:, 0].tolist() == [429, 369, 429, 411]  # the star itself dropped
-    plain = apply_smoke_ring_prior(found, sources, config=SmokeRingPrior(
+    plain = apply_smoke_ring_prior(star_frame, found, sources, config=SmokeRingPrior(
         drop_cores=False, relabel_size=0, boost=1.0))
     assert plain.labels.tolist() == [SR, SR, SR, SL, SL]
     assert plain.scores == pytest.approx([0.5, 0.25, 0.25, 0.3, 0.3])
+
+
+@pytest.fixture
+def ghost_frame() -> tuple[np.ndarray, np.ndarray]:
+    """512 frame, sky 40 +- 3, a saturated star 150 px right of the centre; and the same frame
+    with its faint ghost (an annulus of radii 3.4-7.5 px, +5) at 1.21 times its distance."""
+    rng = np.random.default_rng(1)
+    sky = 40 + rng.normal(0, 3, (512, 512))
+    rows, cols = np.ogrid[:512, :512]
+    radius = np.hypot(cols + 0.5 - 437.5, rows + 0.5 - 256.0)
+    frames = [sky, sky + 5 * ((radius >= 3.4) & (radius <= 7.5))]
+    frames = [frame.clip(1, 254).astype(np.uint8) for frame in frames]
+    for frame in frames:
+        _star(frame, 406.0, 256.0, 4.0)
+    return frames[0], frames[1]
+
+
+def test_a_faint_ghost_of_a_parent_without_a_ring_is_proposed(ghost_frame):
+    plain, ghost = ghost_frame
+    sources = find_bright_sources(ghost)
+    proposed = propose_rings(ghost, Instances.empty(512, 512), sources)
+    assert proposed.labels.tolist() == [SR] and proposed.scores.tolist() == [0.05]
+    x0, y0, x1, y1 = proposed.boxes[0]
+    assert abs((x0 + x1) / 2 - 437.5) <= 2 and abs((y0 + y1) / 2 - 256) <= 2
+    assert (x1 - x0, y1 - y0) == (15, 15) and proposed.masks[0].sum() == 177  # the disc
+    # no patch there: nothing; a ring already found at the ghost's place: nothing more
+    assert len(propose_rings(plain, Instances.empty(512, 512), sources)) == 0
+    found = _boxes([[431, 249, 445, 263]], [SR], [0.6])
+    assert len(propose_rings(ghost, found, sources)) == 0
+    out = apply_smoke_ring_prior(ghost, found, sources)
+    assert out.labels.tolist() == [SR] and out.scores == pytest.approx([0.9])
+    # the whole step: proposed after the detector's instances; off with propose=False
+    other = _boxes([[10, 10, 20, 20]], [SL], [0.5])
+    assert apply_smoke_ring_prior(ghost, other, sources).labels.tolist() == [SL, SR]
+    assert len(apply_smoke_ring_prior(ghost, other, sources,
+                                      config=SmokeRingPrior(propose=False))) == 1
+    # coverage too narrow for the sky around a ring: no texture to measure, no proposal
+    strip = np.zeros_like(ghost)
+    strip[248:264] = ghost[248:264]
+    assert len(propose_rings(strip, Instances.empty(512, 512), sources)) == 0
 
 
 # --------------------------------------------------------------------------- streaks
@@ -180,6 +221,7 @@ def test_apply_priors_runs_the_steps_switched_on(star_frame):
     (lambda: CentralRingPrior(others="relabel"), "others must be one of"),
     (lambda: CentralRingPrior(sigma=0), "sigma and size_sigma must be > 0"),
     (lambda: SmokeRingPrior(offset_range=(0.3, 0.1)), "offset_range must be"),
+    (lambda: SmokeRingPrior(propose_score=2.0), "propose_score must be in"),
     (lambda: StreakPrior(extent="half"), "extent must be one of"),
     (lambda: StreakPrior(block=0), "block, side_width and min_length must be >= 1"),
     (lambda: PriorConfig(min_core=0), "min_core must be >= 1"),
@@ -203,3 +245,10 @@ def test_cli_flags_spec_and_provenance():
     assert settings["priors"] is None
     assert provenance_cards(provenance(PipelineSpec(priors=None)))["PRIORS"][0] == "none"
     assert provenance(PipelineSpec())["settings"]["priors"]["smoke_ring"]["boost"] == 1.5
+    quiet = pipeline_spec(parse(["predict", "x.png", "--out", "o", "--no-proposals",
+                                 "--no-central-ring-prior"])).priors
+    assert quiet.central_ring is None
+    assert not quiet.smoke_ring.propose
+    assert quiet.streak.extent == "visible"  # only the proposals are switched off
+    settings = provenance(PipelineSpec(priors=quiet))["settings"]
+    assert settings["priors"]["smoke_ring"]["propose"] is False

@@ -85,6 +85,9 @@ def test_smoke_ring_is_displaced_outward_from_the_field_centre() -> None:
         assert np.hypot(cx - CENTRE, cy - CENTRE) > np.hypot(x - CENTRE, y - CENTRE)
         cross = (x - CENTRE) * (cy - CENTRE) - (y - CENTRE) * (cx - CENTRE)
         assert cross == pytest.approx(0.0, abs=1e-6)  # along the radius
+    # at 1.21 times the parent's distance, as the real labelled rings (no constant term)
+    assert smoke_ring_centre(1600.0, 1024.0, ART) == pytest.approx((CENTRE + 1.21 * 576, CENTRE))
+    assert smoke_ring_centre(1024.0, 1100.0, ART) == pytest.approx((CENTRE, CENTRE + 1.21 * 76))
     layer = smoke_ring(1600.0, 1024.0, 500.0, 4, ART)
     assert layer is not None and layer.mask.any()
     cols = layer.slices[1]

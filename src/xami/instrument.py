@@ -93,6 +93,19 @@ CENTRAL_RING_SIZE = (164.0, 128.0)
 (median; range 32-47 x 28-48) in the released 512 frames, measured on the same real frames."""
 
 
+SMOKE_RING_OFFSET = 0.21
+"""Radial offset of a smoke ring's centre from its parent star, over the parent's distance from
+the detector centre: the ghost lies on the parent's radial line, outward, at 1.21 times the
+parent's distance (HERA guide: "rings located radially away from the center"; SAS keeps its law in
+calibration files). Measured on the real labelled XAMI frames: ten rings whose parent is in the
+frame give 0.196-0.222 (median 0.21) at 31-209 px from the centre of a 512 frame, within 4 px of
+the radial line, with no constant term."""
+
+SMOKE_RING_DIAMETER = 60.0
+"""Typical full extent of a labelled smoke ring, unbinned pixels: 15 [14-19] px in the released
+512 frames (real labelled frames); 29" on the sky, the visible annulus of the 38" SAS flag."""
+
+
 def central_ring_frame_xy(size: int = RELEASED_SIZE) -> tuple[float, float]:
     """Central-ring centre in a displayed frame of ``size`` pixels covering the whole detector.
 

@@ -25,6 +25,9 @@ LOCAL_CLUSTER = "local"
 PRIOR_STEPS = ("central_ring", "smoke_ring", "streak")
 """The priors a ``--no-STEP-prior`` flag switches off (`xami.priors.PriorConfig`'s fields)."""
 
+PROPOSING_STEPS = ("central_ring", "smoke_ring")
+"""The priors that propose instances the detector missed, which ``--no-proposals`` stops."""
+
 SPEC_FLAGS = ("detector", "segmentor", "sam_size", "backend", "quantize", "conf")
 """The flags named after a `xami.pipeline.PipelineSpec` field."""
 
@@ -74,6 +77,10 @@ def _add_predict(sub: Subcommands) -> None:
                    help="do not rescore smoke rings by a saturated parent radially inward")
     g.add_argument("--no-streak-prior", action="store_true",
                    help="do not rescore read-out streaks or cut them to their visible part")
+    g.add_argument("--no-proposals", action="store_true",
+                   help="the priors only rescore and cut what the detector found; they add no "
+                        "central ring at its fixed position and no smoke ring at a parent's "
+                        "ghost position")
     g.add_argument("--streak-extent", default=None, metavar="EXTENT",
                    help="read-out streaks as the segments where they are visible (visible, the "
                         "default) or the full column, as SAS's bitmask marks them (column)")
@@ -128,7 +135,8 @@ def pipeline_spec(args: argparse.Namespace) -> PipelineSpec:
         The file's spec (the defaults without ``--config``) with the flags given put over it:
         model and `SPEC_FLAGS` options replace its fields, ``--no-priors`` and the
         ``--no-STEP-prior`` flags switch priors off, ``--streak-extent`` sets the streak
-        prior's extent (when the streak prior is on).
+        prior's extent (when the streak prior is on) and ``--no-proposals`` switches the
+        priors' proposals off.
 
     Raises
     ------
@@ -162,6 +170,11 @@ def _priors(args: argparse.Namespace, priors: PriorConfig | None) -> PriorConfig
             changes["streak"] = dataclasses.replace(streak, extent=args.streak_extent)
         except ValueError as err:
             raise UsageError(None, f"--streak-extent: {err}") from err
+    if args.no_proposals:
+        for step in PROPOSING_STEPS:
+            prior = changes.get(step, getattr(priors, step))
+            if prior is not None:
+                changes[step] = dataclasses.replace(prior, propose=False)
     return dataclasses.replace(priors, **changes)
 
 

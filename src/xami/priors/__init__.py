@@ -6,7 +6,8 @@ Three steps, applied by `apply_priors` after the detector, the segmentor and the
 1. `CentralRingPrior`: at most one central ring per frame, at the ring's fixed detector position
    (`xami.instrument.CENTRAL_RING_XY`); none where the frame has no coverage there.
 2. `SmokeRingPrior`: a smoke ring is the ghost of a saturated star radially inward of it; rings
-   with such a parent are scored up, rings without one down, rings on a star's core removed.
+   with such a parent are scored up, rings without one down, and a ring is proposed at the ghost
+   position of a parent without one where the frame shows a faint patch.
 3. `StreakPrior`: a read-out streak runs through a saturated source's column; scored up or down
    by that, and cut to the segments where it is visible (or kept as the full column).
 
@@ -110,7 +111,7 @@ def apply_priors(image: np.ndarray, instances: Instances, *,
     min_area = max(1, round(config.min_core * h * w / RELEASED_SIZE**2))
     sources = find_bright_sources(image, level=config.saturation, min_area=min_area)
     if config.smoke_ring is not None:
-        instances = apply_smoke_ring_prior(instances, sources, config=config.smoke_ring)
+        instances = apply_smoke_ring_prior(image, instances, sources, config=config.smoke_ring)
     if config.streak is not None:
         instances = apply_streak_prior(image, instances, sources, config=config.streak)
     return instances

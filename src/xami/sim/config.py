@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from xami.instrument import CENTRAL_RING_SIZE, CENTRAL_RING_XY, DETECTOR_PIXELS, PIXEL_SCALE_ARCSEC
+from xami.instrument import (
+    CENTRAL_RING_SIZE,
+    CENTRAL_RING_XY,
+    DETECTOR_PIXELS,
+    PIXEL_SCALE_ARCSEC,
+    SMOKE_RING_OFFSET,
+)
 
 ARCMIN_PX = 60.0 / PIXEL_SCALE_ARCSEC
 """Unbinned OM pixels per arcminute (126.0)."""
@@ -185,12 +191,14 @@ class ArtefactConfig:
     streak_min_rate: float = 60.0  # counts/s, SAS bit 1 trigger; fainter streaks not rendered
     streak_min_length: float = 48.0  # unbinned px: shorter visible parts are not labelled
     mask_level: float = 0.1  # mask = where the artefact exceeds this fraction of its peak
-    ghost_efficiency: float = 2.0e-3  # smoke-ring flux / parent flux (window reflection) [estimate]
+    ghost_efficiency: float = 4.0e-3  # smoke-ring flux / parent flux (window reflection); with
+    # visible_ghost 0.8, labelled rings stand out as the real labelled ones (README "Real frames")
     ghost_min_rate: float = 60.0  # counts/s, SAS smoke-ring parent threshold
     ghost_radius: float = 14.5  # arcsec, outer radius of the visible annulus (SAS flags 38";
     # real labelled smoke rings are 15 [14-19] px across at 512)
     ghost_inner: float = 0.45  # inner / outer radius (secondary-mirror obstruction)
-    ghost_offset: tuple[float, float] = (12.0, 0.22)  # offset = a + b r (arcsec, per arcsec)
+    ghost_offset: tuple[float, float] = (0.0, SMOKE_RING_OFFSET)  # offset = a + b r (arcsec,
+    # per arcsec; real rings: b 0.21, no constant term)
     ghost_min_distance: float = 60.0  # arcsec from the centre: closer ghosts hide in the PSF
     loop_min_rate: float = 115.0  # counts/s, loop parent threshold [estimate]
     loop_efficiency: float = 6.0e-3  # loop flux / parent flux [estimate]
@@ -206,7 +214,7 @@ class ArtefactConfig:
     visible_ring: float = 0.25
     visible_other: float = 0.15
     visible_streak: float = 0.9
-    visible_ghost: float = 0.2
+    visible_ghost: float = 0.8
     visible_loop: float = 0.25
 
 
