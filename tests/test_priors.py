@@ -13,6 +13,7 @@ from xami.cli.predict import pipeline_spec
 from xami.pipeline import PipelineSpec
 from xami.predict.provenance import provenance, provenance_cards
 from xami.priors import (
+    BrightSource,
     CentralRingPrior,
     PriorConfig,
     SmokeRingPrior,
@@ -22,7 +23,7 @@ from xami.priors import (
 )
 from xami.priors.central_ring import apply_central_ring_prior, ring_likelihood
 from xami.priors.smoke_ring import apply_smoke_ring_prior, propose_rings
-from xami.priors.streaks import apply_streak_prior, visible_segments
+from xami.priors.streaks import apply_streak_prior, column_parents, visible_segments
 from xami.structures import Instances
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
@@ -204,6 +205,15 @@ def test_streaks_are_rescored_by_their_column_and_cut_to_segments(streak_frame):
     column = apply_streak_prior(streak_frame, found, sources, config=StreakPrior(extent="column"))
     assert column.boxes[1:].tolist() == [[199, 20, 202, 512], [400, 20, 403, 512]]
     assert column.scores == pytest.approx([0.4, 0.9, 0.3])
+
+
+def test_a_streak_s_parents_are_centred_on_its_columns():
+    blob = BrightSource(281.0, 283.0, 32.0, (262, 302))  # a wide saturated galaxy
+    star = BrightSource(292.4, 463.0, 2.0, (290, 294))
+    # the blob's core reaches the streak's columns, but its own streak runs down its centre
+    assert column_parents((290, 294), [blob, star]) == [star]
+    assert column_parents((279, 283), [blob, star]) == [blob]
+    assert column_parents((294, 297), [blob, star]) == [star]  # within 2 px
 
 
 # --------------------------------------------------------------------------- all steps

@@ -82,9 +82,12 @@ class StreakPrior:
 
 def column_parents(columns: tuple[int, int], sources: list[BrightSource], *,
                    tolerance: float = 2.0) -> list[BrightSource]:
-    """The saturated sources whose core columns reach the streak's centre column."""
-    centre = (columns[0] + columns[1] + 1) / 2
-    return [s for s in sources if s.cols[0] - tolerance <= centre <= s.cols[1] + 1 + tolerance]
+    """The saturated sources centred on the streak's columns (within ``tolerance`` pixels).
+
+    A read-out streak runs along its source's centre column; a wide saturated core (a bright
+    galaxy, a merged pair) that merely reaches the column is not its source.
+    """
+    return [s for s in sources if columns[0] - tolerance <= s.x <= columns[1] + 1 + tolerance]
 
 
 def visible_segments(image: np.ndarray, columns: tuple[int, int],
