@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
+from scipy import fft
 
 from xami.classes import BY_NAME
 from xami.instrument import (
@@ -259,10 +259,10 @@ def propose_rings(image: np.ndarray, instances: Instances, sources: list[BrightS
     significance = significance_map(image)
     boxes, masks = [], []
     for source in waiting:
-        x, y = _best_place(significance, source, _radial(source, centre), scale, config)
-        if not significance[y, x] >= config.propose_nsigma:
+        best = _best_place(significance, source, _radial(source, centre), scale, config)
+        if best is None or significance[best[1], best[0]] < config.propose_nsigma:
             continue
-        x, y = x + 0.5, y + 0.5
+        x, y = best[0] + 0.5, best[1] + 0.5
         mask = covered & (np.hypot(np.arange(w) + 0.5 - x, (np.arange(h) + 0.5 - y)[:, None])
                           <= _RADIUS * scale)
         rows, cols = np.nonzero(mask)
@@ -317,11 +317,10 @@ def significance_map(image: np.ndarray) -> np.ndarray:
     sigma = 1.4826 * float(np.median(np.abs(plane[covered] - sky)))
     scale = plane.shape[1] / RELEASED_SIZE
     clipped = np.where(covered, np.clip(plane, sky - 3 * sigma, sky + 3 * sigma), 0.0)
+    kernels = (_annulus(0.0, _RADIUS * scale), _annulus(_SKY[0] * scale, _SKY[1] * scale))
+    totals, counts = _convolved(clipped, kernels), _convolved(covered.astype(np.float64), kernels)
     means = []
-    for inner, outer, least in ((0.0, _RADIUS, 1.0), (*_SKY, 0.8)):
-        kernel = _annulus(inner * scale, outer * scale)
-        total = signal.fftconvolve(clipped, kernel, mode="same")
-        count = signal.fftconvolve(covered.astype(np.float64), kernel, mode="same")
+    for kernel, total, count, least in zip(kernels, totals, counts, (1.0, 0.8), strict=True):
         with np.errstate(invalid="ignore", divide="ignore"):
             means.append(np.where(count >= least * kernel.sum() - 0.5, total / count, np.nan))
     contrast = means[0] - means[1]
@@ -333,6 +332,19 @@ def significance_map(image: np.ndarray) -> np.ndarray:
     return (contrast - centre) / spread if spread > 0 else result
 
 
+def _convolved(image: np.ndarray, kernels: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """``image`` convolved with each odd, centred kernel (same size, zero outside), by FFT."""
+    reach = max(kernel.shape[0] for kernel in kernels) - 1
+    shape = [fft.next_fast_len(n + reach, real=True) for n in image.shape]
+    spectrum = fft.rfft2(image, shape)
+    result = []
+    for kernel in kernels:
+        full = fft.irfft2(spectrum * fft.rfft2(kernel, shape), shape)
+        half = kernel.shape[0] // 2
+        result.append(full[half:half + image.shape[0], half:half + image.shape[1]])
+    return result
+
+
 def _annulus(inner: float, outer: float) -> np.ndarray:
     """``float64`` kernel: 1 between the radii (pixels), 0 elsewhere."""
     n = int(np.ceil(outer))
@@ -342,17 +354,23 @@ def _annulus(inner: float, outer: float) -> np.ndarray:
 
 def _best_place(significance: np.ndarray, source: BrightSource,
                 radial: tuple[np.ndarray, float], scale: float,
-                config: SmokeRingPrior) -> tuple[int, int]:
+                config: SmokeRingPrior) -> tuple[int, int] | None:
     """``(x, y)`` of the place of the parent's ghost region with the largest significance."""
     unit, distance = radial
-    reach = (config.offset_range[1] * distance + config.across * scale) * 1.5
-    steps = np.arange(-reach, reach + scale, scale / 2)
-    along, across = (a.ravel() for a in np.meshgrid(steps, steps))
+    low, high = config.offset_range
+    far = high * distance + config.across * scale
+    wide = config.across * scale + config.across_fraction * far
+    step = scale / 2
+    along, across = (a.ravel() for a in np.meshgrid(np.arange(low * distance, far + step, step),
+                                                     np.arange(-wide, wide + step, step)))
     inside = _in_ghost_region(along, across, distance, scale, config)
     xs = np.floor(source.x + along[inside] * unit[0] + across[inside] * unit[1]).astype(int)
     ys = np.floor(source.y + along[inside] * unit[1] - across[inside] * unit[0]).astype(int)
     h, w = significance.shape
-    xs, ys = xs.clip(0, w - 1), ys.clip(0, h - 1)
-    values = np.nan_to_num(significance[ys, xs], nan=-np.inf)
-    best = int(np.argmax(values)) if values.size else 0
-    return (int(xs[best]), int(ys[best])) if values.size else (0, 0)
+    keep = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+    xs, ys = xs[keep], ys[keep]
+    values = significance[ys, xs]
+    if not np.isfinite(values).any():
+        return None
+    best = int(np.nanargmax(values))
+    return int(xs[best]), int(ys[best])

@@ -194,8 +194,8 @@ class ArtefactConfig:
     ghost_efficiency: float = 4.0e-3  # smoke-ring flux / parent flux (window reflection); with
     # visible_ghost 0.8, labelled rings stand out as the real labelled ones (README "Real frames")
     ghost_min_rate: float = 60.0  # counts/s, SAS smoke-ring parent threshold
-    ghost_radius: float = 14.5  # arcsec, outer radius of the visible annulus (SAS flags 38";
-    # real labelled smoke rings are 15 [14-19] px across at 512)
+    ghost_radius: float = 13.5  # arcsec, outer radius of the visible annulus (SAS flags 38";
+    # real labelled smoke rings are 15 [14-19] x 14 [12-16] px at 512; this gives 15 x 15)
     ghost_inner: float = 0.45  # inner / outer radius (secondary-mirror obstruction)
     ghost_offset: tuple[float, float] = (0.0, SMOKE_RING_OFFSET)  # offset = a + b r (arcsec,
     # per arcsec; real rings: b 0.21, no constant term)
