@@ -31,6 +31,7 @@ from xami.instrument import (
     coverage_mask,
     grey_plane,
 )
+from xami.models.detector import DetectorConfig
 from xami.priors.sources import BrightSource
 from xami.structures import Instances
 
@@ -74,8 +75,8 @@ class SmokeRingPrior:
     propose_nsigma : float
         Least significance (`significance_map`) of a proposed ring.
     propose_score : float
-        Score of a proposed ring: half the detector's default threshold, below every ring
-        found with a parent.
+        Score of a proposed ring: half the detector's default threshold
+        (`xami.models.detector.DetectorConfig.conf`), below every ring found with a parent.
     """
 
     offset_range: tuple[float, float] = (0.8 * SMOKE_RING_OFFSET, 1.25 * SMOKE_RING_OFFSET)
@@ -87,7 +88,7 @@ class SmokeRingPrior:
     relabel_size: float = 24.0
     propose: bool = True
     propose_nsigma: float = 4.0
-    propose_score: float = 0.05
+    propose_score: float = DetectorConfig.conf / 2
 
     def __post_init__(self) -> None:
         low, high = self.offset_range
