@@ -258,26 +258,33 @@ def propose_rings(image: np.ndarray, instances: Instances, sources: list[BrightS
         return Instances.empty(h, w)
     covered = coverage_mask(grey_plane(image, dtype=None))
     significance = significance_map(image)
-    boxes, masks = [], []
+    radius = _RADIUS * scale
+    masks = []
     for source in waiting:
         best = _best_place(significance, source, _radial(source, centre), scale, config)
         if best is None or significance[best[1], best[0]] < config.propose_nsigma:
             continue
         x, y = best[0] + 0.5, best[1] + 0.5
-        mask = covered & (np.hypot(np.arange(w) + 0.5 - x, (np.arange(h) + 0.5 - y)[:, None])
-                          <= _RADIUS * scale)
-        rows, cols = np.nonzero(mask)
-        box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float64)
-        if on_core(box, sources) or any(np.hypot(x - fx, y - fy) < _RADIUS * scale
-                                        for fx, fy in found):
+        disc = np.array([x - radius, y - radius, x + radius, y + radius])
+        if on_core(disc, sources) or any(np.hypot(x - fx, y - fy) < radius for fx, fy in found):
             continue
         found.append((x, y))
-        boxes.append(box)
-        masks.append(mask)
-    if not boxes:
+        masks.append(_disc_mask(covered, x, y, radius))
+    if not masks:
         return Instances.empty(h, w)
-    return Instances(np.array(boxes), np.array(masks), np.full(len(boxes), _SR),
-                     np.full(len(boxes), config.propose_score))
+    return Instances.from_masks(np.array(masks), labels=np.full(len(masks), _SR),
+                                scores=np.full(len(masks), config.propose_score))
+
+
+def _disc_mask(covered: np.ndarray, x: float, y: float, radius: float) -> np.ndarray:
+    """The covered pixels whose centres lie within ``radius`` of ``(x, y)``."""
+    mask = np.zeros(covered.shape, bool)
+    r0, c0 = max(0, int(y - radius)), max(0, int(x - radius))
+    r1 = min(covered.shape[0], int(np.ceil(y + radius)) + 1)
+    c1 = min(covered.shape[1], int(np.ceil(x + radius)) + 1)
+    rows, cols = np.ogrid[r0:r1, c0:c1]
+    mask[r0:r1, c0:c1] = np.hypot(cols + 0.5 - x, rows + 0.5 - y) <= radius
+    return mask & covered
 
 
 def significance_map(image: np.ndarray) -> np.ndarray:
