@@ -126,7 +126,7 @@ def has_parent(ring_xy: tuple[float, float], sources: list[BrightSource],
 
     Examples
     --------
-    >>> star = BrightSource(406.0, 256.0, 8.0, (398, 414))
+    >>> star = BrightSource(406.0, 256.0, 8.0)
     >>> has_parent((436.0, 256.0), [star], (256.0, 256.0)), has_parent((376.0, 256.0), [star],
     ...                                                                  (256.0, 256.0))
     (True, False)

@@ -28,8 +28,6 @@ class BrightSource(NamedTuple):
     y: float
     radius: float
     """Equivalent radius of the saturated core, ``sqrt(area / pi)``, pixels."""
-    cols: tuple[int, int]
-    """First and last column of the core (inclusive)."""
 
 
 def find_bright_sources(image: np.ndarray, *, level: float = SATURATION_LEVEL,
@@ -54,8 +52,8 @@ def find_bright_sources(image: np.ndarray, *, level: float = SATURATION_LEVEL,
     Examples
     --------
     >>> frame = np.zeros((20, 20), np.uint8); frame[4:7, 10:13] = 255
-    >>> [(s.x, s.y, s.cols) for s in find_bright_sources(frame)]
-    [(11.5, 5.5, (10, 12))]
+    >>> [(s.x, s.y) for s in find_bright_sources(frame)]
+    [(11.5, 5.5)]
     """
     data = grey_plane(image, dtype=None)
     labels, _ = ndi.label(data >= level, structure=np.ones((3, 3)))
@@ -66,6 +64,5 @@ def find_bright_sources(image: np.ndarray, *, level: float = SATURATION_LEVEL,
             continue
         sources.append(BrightSource(float(cols.mean() + region[1].start + 0.5),
                                     float(rows.mean() + region[0].start + 0.5),
-                                    float(np.sqrt(rows.size / np.pi)),
-                                    (region[1].start, region[1].stop - 1)))
+                                    float(np.sqrt(rows.size / np.pi))))
     return sorted(sources, key=lambda s: -s.radius)
