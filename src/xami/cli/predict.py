@@ -25,9 +25,6 @@ LOCAL_CLUSTER = "local"
 PRIOR_STEPS = ("central_ring", "smoke_ring", "streak")
 """The priors a ``--no-STEP-prior`` flag switches off (`xami.priors.PriorConfig`'s fields)."""
 
-PROPOSING_STEPS = ("central_ring", "smoke_ring")
-"""The priors that propose instances the detector missed, which ``--no-proposals`` stops."""
-
 SPEC_FLAGS = ("detector", "segmentor", "sam_size", "backend", "quantize", "conf")
 """The flags named after a `xami.pipeline.PipelineSpec` field."""
 
@@ -170,12 +167,8 @@ def _priors(args: argparse.Namespace, priors: PriorConfig | None) -> PriorConfig
             changes["streak"] = dataclasses.replace(streak, extent=args.streak_extent)
         except ValueError as err:
             raise UsageError(None, f"--streak-extent: {err}") from err
-    if args.no_proposals:
-        for step in PROPOSING_STEPS:
-            prior = changes.get(step, getattr(priors, step))
-            if prior is not None:
-                changes[step] = dataclasses.replace(prior, propose=False)
-    return dataclasses.replace(priors, **changes)
+    priors = dataclasses.replace(priors, **changes)
+    return priors.without_proposals() if args.no_proposals else priors
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ Lengths are given for a 512 frame showing the whole detector and scale with the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -68,6 +68,25 @@ class PriorConfig:
         """Names of the steps switched on, in the order they run."""
         return tuple(name for name in ("central_ring", "smoke_ring", "streak")
                      if getattr(self, name) is not None)
+
+    def without_proposals(self) -> PriorConfig:
+        """These priors with no step proposing what the detector did not find.
+
+        The steps that propose (a ``propose`` setting: the central ring at its fixed position,
+        smoke rings at a parent's ghost position) only rescore; the others are kept as they are.
+
+        Examples
+        --------
+        >>> quiet = PriorConfig().without_proposals()
+        >>> quiet.central_ring.propose, quiet.smoke_ring.propose, quiet.streak == StreakPrior()
+        (False, False, True)
+        """
+        changes = {}
+        for name in self.steps():
+            step = getattr(self, name)
+            if "propose" in {f.name for f in fields(step)}:
+                changes[name] = replace(step, propose=False)
+        return replace(self, **changes)
 
 
 def apply_priors(image: np.ndarray, instances: Instances, *,

@@ -252,16 +252,17 @@ def propose_rings(image: np.ndarray, instances: Instances, sources: list[BrightS
     centre, scale = (w / 2, h / 2), w / RELEASED_SIZE
     rings = instances.boxes[instances.labels == _SR]
     found = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in rings]
-    waiting = [s for s in sources if _radial(s, centre) is not None and not any(
-        has_parent(ring, [s], centre, scale=scale, config=config) for ring in found)]
+    waiting = [(s, radial) for s in sources if (radial := _radial(s, centre)) is not None
+               and not any(has_parent(ring, [s], centre, scale=scale, config=config)
+                           for ring in found)]
     if not waiting:
         return Instances.empty(h, w)
     covered = coverage_mask(grey_plane(image, dtype=None))
     significance = significance_map(image)
     radius = _RADIUS * scale
     masks = []
-    for source in waiting:
-        best = _best_place(significance, source, _radial(source, centre), scale, config)
+    for source, radial in waiting:
+        best = _best_place(significance, source, radial, scale, config)
         if best is None or significance[best[1], best[0]] < config.propose_nsigma:
             continue
         x, y = best[0] + 0.5, best[1] + 0.5

@@ -127,6 +127,8 @@ class _Sky(NamedTuple):
 
     data: np.ndarray
     """``float64 [H, W]`` grey plane, NaN where not covered."""
+    covered: np.ndarray
+    """``bool [H, W]`` coverage (`coverage_mask`)."""
     level: float
     """Median of the covered pixels (NaN when none is)."""
 
@@ -134,9 +136,10 @@ class _Sky(NamedTuple):
 def _sky(image: np.ndarray) -> _Sky:
     """The frame's `_Sky`."""
     plane = grey_plane(image)
-    data = np.where(coverage_mask(plane), plane, np.nan)
+    covered = coverage_mask(plane)
+    data = np.where(covered, plane, np.nan)
     with _quiet():
-        return _Sky(data, float(np.nanmedian(data)))
+        return _Sky(data, covered, float(np.nanmedian(data)))
 
 
 def _visible_segments(sky: _Sky, columns: tuple[int, int], parents: list[BrightSource],
@@ -274,7 +277,7 @@ def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[Br
         if sky is not None:
             segments = _visible_segments(sky, columns, parents, config)
             if segments:
-                streak = _segmented(streak, columns, segments, ~np.isnan(sky.data))
+                streak = _segmented(streak, columns, segments, sky.covered)
         parts.append(streak)
     return Instances.concatenate(parts)
 
