@@ -57,7 +57,7 @@ def test_predict_config_file_reaches_run_json_and_fits_cards(tmp_path, capsys):
     assert settings["priors"]["smoke_ring"] is None and settings["priors"]["central_ring"]
     header = fits.getheader(tmp_path / "run" / "f0.xami.fits")
     assert (header["CONF"], header["FAINTTHR"], header["STRKFIT"], header["PRIORS"]) == (
-        0.15, 0.6, False, "CR,ROS")
+        0.15, 0.6, False, "CR,ROS,SL")
     for out, extra in (("plain", []), ("example", ["--config", str(EXAMPLE)])):
         assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / out), *extra]) == 0
     plain, example = (json.loads((tmp_path / out / "records" / "f0.json").read_text())

@@ -17,12 +17,14 @@ from xami.priors import (
     CentralRingPrior,
     PriorConfig,
     SmokeRingPrior,
+    StarLoopPrior,
     StreakPrior,
     apply_priors,
     find_bright_sources,
 )
 from xami.priors.central_ring import apply_central_ring_prior, ring_likelihood
 from xami.priors.smoke_ring import apply_smoke_ring_prior, propose_rings
+from xami.priors.star_loop import apply_star_loop_prior
 from xami.priors.streaks import apply_streak_prior, column_parents, visible_segments
 from xami.structures import Instances
 
@@ -193,6 +195,22 @@ def test_a_fainter_saturated_star_on_the_column_does_not_cut_the_streak(streak_f
     assert visible_segments(streak_frame, (199, 201), parents) == [(20, 288), (313, 512)]
 
 
+def test_a_small_saturated_star_is_no_streak_source(streak_frame):
+    # the streak's own source is off the frame; a 3 px saturated star lies on its column
+    streak_frame[280:] = streak_frame[200:232].mean().astype(np.uint8)
+    streak_frame[280:, 199:202] = 60
+    _star(streak_frame, 200.5, 120.5, 3.0)
+    parents = find_bright_sources(streak_frame)
+    assert [round(p.radius) for p in parents] == [3]
+    assert visible_segments(streak_frame, (199, 201), parents) == [(20, 512)]
+    cutting = StreakPrior(min_source_radius=2.0)
+    assert len(visible_segments(streak_frame, (199, 201), parents, config=cutting)) == 2
+    # the radius is in pixels of a 512 frame: a 1024 frame needs twice the core
+    big = np.kron(streak_frame, np.ones((2, 2), np.uint8))
+    assert visible_segments(big, (398, 403), find_bright_sources(big),
+                            config=StreakPrior(min_source_radius=4.0)) == [(40, 1024)]
+
+
 def test_streaks_are_rescored_by_their_column_and_cut_to_segments(streak_frame):
     sources = find_bright_sources(streak_frame)
     found = _boxes([[199, 20, 202, 512], [10, 10, 30, 30], [400, 20, 403, 512]],
@@ -216,12 +234,28 @@ def test_a_streak_s_parents_are_centred_on_its_columns():
     assert column_parents((294, 297), [blob, star]) == [star]  # within 2 px
 
 
+# --------------------------------------------------------------------------- star loops
+def test_star_loops_are_filled_to_their_outline():
+    masks = np.zeros((3, 64, 64), bool)
+    masks[0, 10:50, 10:14] = masks[0, 10:14, 10:40] = masks[0, 46:50, 10:40] = True  # a "C"
+    masks[1] = masks[0]  # the same C, called a read-out streak: left alone
+    masks[2, 2:6, 2:6] = masks[2, 58:62, 58:62] = True  # two far patches: not one loop
+    found = Instances.from_masks(masks, labels=np.array([SL, ROS, SL]),
+                                 scores=np.array([0.5, 0.4, 0.3]))
+    out = apply_star_loop_prior(found)
+    assert out.masks.sum(axis=(1, 2)).tolist() == [40 * 30, masks[1].sum(), 32]
+    assert np.array_equal(out.boxes, found.boxes) and out.scores.tolist() == [0.5, 0.4, 0.3]
+    joined = apply_star_loop_prior(found, config=StarLoopPrior(max_growth=200)).masks[2]
+    assert joined.sum() > 12 * 32 and joined[32, 32]  # the band between them, 12.7 times as large
+    assert found.masks[0].sum() < 40 * 30  # the input is not changed
+
+
 # --------------------------------------------------------------------------- all steps
 def test_apply_priors_runs_the_steps_switched_on(star_frame):
     found = _boxes([[100, 100, 130, 130], [429, 249, 443, 263]], [CR, SR], [0.9, 0.5])
     out = apply_priors(star_frame, found)
     assert out.labels.tolist() == [SR, CR] and out.scores == pytest.approx([0.75, 0.1])
-    off = PriorConfig(central_ring=None, smoke_ring=None, streak=None)
+    off = PriorConfig(central_ring=None, smoke_ring=None, streak=None, star_loop=None)
     assert off.steps() == () and apply_priors(star_frame, found, config=off) is found
     with pytest.raises(ValueError, match="must have one size"):
         apply_priors(star_frame[:256], found)
@@ -235,6 +269,7 @@ def test_apply_priors_runs_the_steps_switched_on(star_frame):
     (lambda: StreakPrior(extent="half"), "extent must be one of"),
     (lambda: StreakPrior(block=0), "block, side_width and min_length must be >= 1"),
     (lambda: PriorConfig(min_core=0), "min_core must be >= 1"),
+    (lambda: StarLoopPrior(max_growth=0.5), "max_growth must be >= 1"),
 ])
 def test_bad_settings_are_named(config, match):
     with pytest.raises(ValueError, match=match):
@@ -245,7 +280,7 @@ def test_cli_flags_spec_and_provenance():
     parse = build_parser().parse_args
     assert pipeline_spec(parse(["predict", "x.png", "--out", "o", "--no-priors"])).priors is None
     config = pipeline_spec(parse(["predict", "x.png", "--out", "o", "--no-smoke-ring-prior",
-                                  "--streak-extent", "column"])).priors
+                                  "--no-star-loop-prior", "--streak-extent", "column"])).priors
     assert config.steps() == ("central_ring", "streak") and config.streak.extent == "column"
     spec = PipelineSpec(priors=config)
     assert hash(spec) == hash(PipelineSpec(priors=config))  # the Dask cache key

@@ -17,6 +17,7 @@ from xami.cli import main
 from xami.data.polygons import polygons_to_mask
 from xami.sim import SimConfig, simulate_dataset, simulate_image
 from xami.sim.artefacts import (
+    Layer,
     read_out_streak,
     smoke_ring,
     smoke_ring_centre,
@@ -24,6 +25,7 @@ from xami.sim.artefacts import (
 )
 from xami.sim.config import CENTRE, ArtefactConfig, PsfConfig
 from xami.sim.dataset import scene_of
+from xami.sim.image import _display_masks
 from xami.sim.layout import Window, coverage_fraction, exposure_map
 from xami.sim.optics import coincidence_cap, coincidence_loss, psf_kernel, render_stars
 from xami.sim.render import render_scene
@@ -77,6 +79,25 @@ def test_streak_is_labelled_above_and_below_its_star_with_the_readout_flux() -> 
     rows = 250 + np.flatnonzero(above.mask.any(axis=1))
     assert rows.min() == 270 and rows.max() == 511
     assert read_out_streak(1002.0, 2030.0, 1000.0, 4, ART, side=1) is None  # too short a part
+
+
+def test_loops_are_labelled_filled_and_streak_stubs_not_at_all() -> None:
+    # as the real annotations: a loop's outline filled; no streak where a window shows a stub
+    arc = np.zeros((40, 40), bool)
+    arc[5:35, 5:9] = arc[5:9, 5:30] = arc[31:35, 5:30] = True  # a "C", open to the right
+    loop = Layer(BY_NAME["star-loop"].coco_id, 100, 200, arc.astype(float), arc, 0.25)
+    column = np.ones((250, 5), bool)
+    streak = Layer(BY_NAME["read-out-streak"].coco_id, 0, 300, column.astype(float), column, 0.9)
+    covered = np.ones((512, 512), bool)
+    masks, labels = _display_masks([loop, streak], covered, ART)
+    assert labels.tolist() == [BY_NAME["star-loop"].coco_id, BY_NAME["read-out-streak"].coco_id]
+    assert masks[0].sum() == 30 * 25 and masks[1].sum() == 250 * 5  # the C closed, 30 x 25
+    covered[:501] = False  # rows 501-511 (FITS rows 0-10) covered: 11 rows < 48 / 4
+    masks, labels = _display_masks([loop, streak], covered, ART)
+    assert labels.tolist() == [] and masks.shape == (0, 512, 512)
+    covered[489:501] = True  # 23 rows of the streak: labelled
+    masks, labels = _display_masks([streak], covered, ART)
+    assert masks.sum() == 23 * 5
 
 
 def test_smoke_ring_is_displaced_outward_from_the_field_centre() -> None:

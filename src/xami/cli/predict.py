@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 LOCAL_CLUSTER = "local"
 """``--dask`` without an address: a local cluster."""
 
-PRIOR_STEPS = ("central_ring", "smoke_ring", "streak")
-"""The priors a ``--no-STEP-prior`` flag switches off (`xami.priors.PriorConfig`'s fields)."""
-
 SPEC_FLAGS = ("detector", "segmentor", "sam_size", "backend", "quantize", "conf")
 """The flags named after a `xami.pipeline.PipelineSpec` field."""
 
@@ -74,6 +71,9 @@ def _add_predict(sub: Subcommands) -> None:
                    help="do not rescore smoke rings by a saturated parent radially inward")
     g.add_argument("--no-streak-prior", action="store_true",
                    help="do not rescore read-out streaks or cut them to their visible part")
+    g.add_argument("--no-star-loop-prior", action="store_true",
+                   help="keep star-loop masks as found (default: filled to the loop's outline, as "
+                        "the real annotations are)")
     g.add_argument("--no-proposals", action="store_true",
                    help="the priors only rescore and cut what the detector found; they add no "
                         "central ring at its fixed position and no smoke ring at a parent's "
@@ -160,7 +160,9 @@ def _priors(args: argparse.Namespace, priors: PriorConfig | None) -> PriorConfig
     """``priors`` with the prior flags given put over it."""
     if args.no_priors or priors is None:
         return None
-    changes = {step: None for step in PRIOR_STEPS if getattr(args, f"no_{step}_prior")}
+    from xami.priors import STEPS
+
+    changes = {step: None for step in STEPS if getattr(args, f"no_{step}_prior")}
     streak = changes.get("streak", priors.streak)
     if args.streak_extent is not None and streak is not None:
         try:

@@ -73,7 +73,8 @@ def provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
     cards["BACKEND"] = (settings["backend"], "torch or onnx (ONNX Runtime)")
     priors = settings["priors"] or {}
     steps = [short for name, short in (("central_ring", "CR"), ("smoke_ring", "SR"),
-                                       ("streak", "ROS")) if priors.get(name)]
+                                       ("streak", "ROS"), ("star_loop", "SL"))
+             if priors.get(name)]
     cards["PRIORS"] = (",".join(steps) or "none", "instrument priors (xami.priors)")
     if priors.get("streak"):
         cards["STRKEXT"] = (priors["streak"]["extent"], "streak extent: visible or column")

@@ -1,6 +1,6 @@
 """What the instrument knows, used at inference: post-processing steps from XMM-OM physics.
 
-Three steps, applied by `apply_priors` after the detector, the segmentor and the streak fit, on
+Four steps, applied by `apply_priors` after the detector, the segmentor and the streak fit, on
 `xami.structures.Instances` at the frame's size (row 0 = top):
 
 1. `CentralRingPrior`: at most one central ring per frame, at the ring's fixed detector position
@@ -10,6 +10,7 @@ Three steps, applied by `apply_priors` after the detector, the segmentor and the
    position of a parent without one where the frame shows a faint patch.
 3. `StreakPrior`: a read-out streak runs through a saturated source's column; scored up or down
    by that, and cut to the segments where it is visible (or kept as the full column).
+4. `StarLoopPrior`: a star loop's mask is the region its arc encloses, filled (as annotated).
 
 Lengths are given for a 512 frame showing the whole detector and scale with the frame's width.
 """
@@ -24,11 +25,15 @@ from xami.instrument import RELEASED_SIZE
 from xami.priors.central_ring import CentralRingPrior, apply_central_ring_prior
 from xami.priors.smoke_ring import SmokeRingPrior, apply_smoke_ring_prior
 from xami.priors.sources import MIN_CORE, SATURATION_LEVEL, BrightSource, find_bright_sources
+from xami.priors.star_loop import StarLoopPrior, apply_star_loop_prior
 from xami.priors.streaks import StreakPrior, apply_streak_prior
 from xami.structures import Instances
 
-__all__ = ["BrightSource", "CentralRingPrior", "PriorConfig", "SmokeRingPrior", "StreakPrior",
-           "apply_priors", "find_bright_sources"]
+__all__ = ["BrightSource", "CentralRingPrior", "PriorConfig", "SmokeRingPrior", "StarLoopPrior",
+           "StreakPrior", "apply_priors", "find_bright_sources"]
+
+STEPS = ("central_ring", "smoke_ring", "streak", "star_loop")
+"""The steps, in the order they run."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class PriorConfig:
         Smoke rings tied to a saturated parent radially inward.
     streak : StreakPrior or None
         Read-out streaks tied to a saturated source on their column, cut to their visible part.
+    star_loop : StarLoopPrior or None
+        Star-loop masks filled to the loop's outline.
     saturation : float
         Level of a saturated pixel in the 8-bit frame (`find_bright_sources`).
     min_core : int
@@ -51,12 +58,13 @@ class PriorConfig:
     Examples
     --------
     >>> PriorConfig(smoke_ring=None).steps()
-    ('central_ring', 'streak')
+    ('central_ring', 'streak', 'star_loop')
     """
 
     central_ring: CentralRingPrior | None = CentralRingPrior()
     smoke_ring: SmokeRingPrior | None = SmokeRingPrior()
     streak: StreakPrior | None = StreakPrior()
+    star_loop: StarLoopPrior | None = StarLoopPrior()
     saturation: float = SATURATION_LEVEL
     min_core: int = MIN_CORE
 
@@ -66,8 +74,7 @@ class PriorConfig:
 
     def steps(self) -> tuple[str, ...]:
         """Names of the steps switched on, in the order they run."""
-        return tuple(name for name in ("central_ring", "smoke_ring", "streak")
-                     if getattr(self, name) is not None)
+        return tuple(name for name in STEPS if getattr(self, name) is not None)
 
     def without_proposals(self) -> PriorConfig:
         """These priors with no step proposing what the detector did not find.
@@ -124,13 +131,15 @@ def apply_priors(image: np.ndarray, instances: Instances, *,
     instances.check_image(image)
     if config.central_ring is not None:
         instances = apply_central_ring_prior(image, instances, config=config.central_ring)
-    if config.smoke_ring is None and config.streak is None:
-        return instances
-    h, w = instances.image_size
-    min_area = max(1, round(config.min_core * h * w / RELEASED_SIZE**2))
-    sources = find_bright_sources(image, level=config.saturation, min_area=min_area)
-    if config.smoke_ring is not None:
-        instances = apply_smoke_ring_prior(image, instances, sources, config=config.smoke_ring)
-    if config.streak is not None:
-        instances = apply_streak_prior(image, instances, sources, config=config.streak)
+    if config.smoke_ring is not None or config.streak is not None:
+        h, w = instances.image_size
+        min_area = max(1, round(config.min_core * h * w / RELEASED_SIZE**2))
+        sources = find_bright_sources(image, level=config.saturation, min_area=min_area)
+        if config.smoke_ring is not None:
+            instances = apply_smoke_ring_prior(image, instances, sources,
+                                               config=config.smoke_ring)
+        if config.streak is not None:
+            instances = apply_streak_prior(image, instances, sources, config=config.streak)
+    if config.star_loop is not None:
+        instances = apply_star_loop_prior(instances, config=config.star_loop)
     return instances

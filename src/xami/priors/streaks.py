@@ -56,6 +56,11 @@ class StreakPrior:
         of sky).
     min_length : int
         Shortest segment kept, rows.
+    min_source_radius : float
+        Smallest saturated core (equivalent radius, pixels) of a source whose halo cuts its
+        streak: a source bright enough for a visible streak (>= 60 ct/s) saturates a core this
+        large (real streak sources: 9.5-13 px, simulated: 5.5 px or more for 95 %); a smaller
+        saturated star lying on the streak does not interrupt it.
     """
 
     extent: str = "visible"
@@ -68,6 +73,7 @@ class StreakPrior:
     side_width: int = 5
     max_gap: int = 96
     min_length: int = 16
+    min_source_radius: float = 5.0
 
     def __post_init__(self) -> None:
         if self.extent not in _EXTENTS:
@@ -119,7 +125,8 @@ def visible_segments(image: np.ndarray, columns: tuple[int, int],
     list of tuple of int
         ``(first_row, stop_row)`` ranges, top first; empty when the streak is nowhere visible.
     """
-    return _visible_segments(_sky(image), columns, parents, config)
+    return _visible_segments(_sky(image), columns, parents, config,
+                             image.shape[1] / RELEASED_SIZE)
 
 
 class _Sky(NamedTuple):
@@ -143,8 +150,8 @@ def _sky(image: np.ndarray) -> _Sky:
 
 
 def _visible_segments(sky: _Sky, columns: tuple[int, int], parents: list[BrightSource],
-                      config: StreakPrior) -> list[tuple[int, int]]:
-    """`visible_segments` on a frame's `_Sky`."""
+                      config: StreakPrior, scale: float) -> list[tuple[int, int]]:
+    """`visible_segments` on a frame's `_Sky` (``scale``: the frame's width / 512)."""
     excess, side = _row_profile(sky.data, columns, config)
     visible = _visible_rows(excess, config)
     if not visible.any():
@@ -152,8 +159,9 @@ def _visible_segments(sky: _Sky, columns: tuple[int, int], parents: list[BrightS
     amplitude = float(np.nanmedian(excess[visible]))
     visible = _fill_gaps(visible, config.max_gap)
     halo = _smooth(side - sky.level, 5) > amplitude
-    if parents:
-        r0, r1 = _halo_rows(halo, max(parents, key=lambda p: p.radius))
+    source = max(parents, key=lambda p: p.radius, default=None)
+    if source is not None and source.radius >= config.min_source_radius * scale:
+        r0, r1 = _halo_rows(halo, source)
         visible[r0:r1] = False
     visible &= np.isfinite(excess)
     return [(r0, r1) for r0, r1 in _runs(visible) if r1 - r0 >= config.min_length]
@@ -275,7 +283,7 @@ def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[Br
         streak.scores = np.minimum(1.0, streak.scores * (config.boost if parents
                                                          else config.penalty))
         if sky is not None:
-            segments = _visible_segments(sky, columns, parents, config)
+            segments = _visible_segments(sky, columns, parents, config, scale)
             if segments:
                 streak = _segmented(streak, columns, segments, sky.covered)
         parts.append(streak)

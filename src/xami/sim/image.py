@@ -10,15 +10,20 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
+from xami.classes import BY_NAME
 from xami.instrument import DETECTOR_PIXELS, RELEASED_SIZE
 from xami.preprocess import StretchParams, rebin, stretch_to_uint8
-from xami.sim.config import SimConfig
+from xami.sim.config import ArtefactConfig, SimConfig
 from xami.sim.fitsout import detector_wcs, fits_hdus, om_header, source_table
 from xami.sim.render import MASK_BINNING, render_scene
 from xami.sim.scene import Scene, draw_field, draw_filters, draw_scene
 from xami.structures import Instances
 from xami.wcs import flip_wcs_rows, rebin_wcs
+
+_LOOP = BY_NAME["star-loop"].coco_id
+_STREAK = BY_NAME["read-out-streak"].coco_id
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ def simulate_scene(scene: Scene, rng: np.random.Generator, config: SimConfig, *,
     if scene.blur > 0 and binning == MASK_BINNING:  # FITS products (binning 1) stay raw counts,
         data512 = smooth_covered(data512, scene.blur)  # which `xami preprocess` reproduces
     frame, params = stretch_to_uint8(data512, asinh_a=scene.asinh_a)
-    masks, labels = _display_masks(rendered.layers, frame > 0)
+    masks, labels = _display_masks(rendered.layers, frame > 0, config.artefacts)
     wcs2048 = detector_wcs(scene.field.ra, scene.field.dec, scene.field.pa)
     return SimulatedFrame(
         frame=frame, counts=rendered.data, masks=masks, labels=labels, meta=scene_meta(scene),
@@ -149,14 +154,24 @@ def smooth_covered(data: np.ndarray, sigma: float) -> np.ndarray:
     return out.astype(data.dtype)
 
 
-def _display_masks(layers, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Full-frame display-orientation masks of the layers, clipped to the covered pixels."""
+def _display_masks(layers, covered: np.ndarray,
+                   config: ArtefactConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Full-frame display-orientation masks of the layers, labelled as the real annotators did.
+
+    Masks are clipped to the covered pixels; a star loop is labelled by its outline, filled (the
+    convex hull of its arc: real loop annotations are filled regions), and a read-out streak only
+    where at least ``config.streak_min_length`` of it is covered (no stubs at a window's edge).
+    """
     n = DETECTOR_PIXELS // MASK_BINNING
     masks, labels = [], []
     for layer in layers:
         full = np.zeros((n, n), dtype=bool)
-        full[layer.slices] = layer.mask
+        full[layer.slices] = convex_hull_image(layer.mask) if layer.category_id == _LOOP \
+            else layer.mask
         full = full[::-1] & covered
+        if layer.category_id == _STREAK and (full.any(axis=1).sum() * MASK_BINNING
+                                             < config.streak_min_length):
+            continue
         if full.any():
             masks.append(full)
             labels.append(layer.category_id)
