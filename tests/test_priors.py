@@ -225,6 +225,19 @@ def test_streaks_are_rescored_by_their_column_and_cut_to_segments(streak_frame):
     assert column.scores == pytest.approx([0.4, 0.9, 0.3])
 
 
+def test_a_clipped_streak_is_not_part_of_its_source():
+    frame = np.full((512, 512), 40, np.uint8)
+    frame[20:, 198:204] = 255  # the streak clipped at the top of the scale, 6 px wide
+    _star(frame, 200.5, 300.5, 8.0)
+    _star(frame, 400.5, 100.5, 2.0)  # a small star: kept whole
+    sources = find_bright_sources(frame)
+    assert len(sources) == 2
+    star = sources[0]
+    assert (star.x, star.y) == pytest.approx((200.5, 300.5), abs=0.3)
+    assert star.radius == pytest.approx(7.5, abs=0.5)  # not the 490-row column (its caps trimmed)
+    assert sources[1].radius == pytest.approx(2.0, abs=0.3)
+
+
 def test_a_streak_s_parents_are_centred_on_its_columns():
     blob = BrightSource(281.0, 283.0, 32.0)  # a wide saturated galaxy (columns 262-302)
     star = BrightSource(292.4, 463.0, 2.0)

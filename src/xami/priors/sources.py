@@ -12,13 +12,17 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-from xami.instrument import grey_plane
+from xami.instrument import RELEASED_SIZE, grey_plane
 
 SATURATION_LEVEL = 250.0
 """Level of a saturated pixel in the 8-bit frames (of 255)."""
 
 MIN_CORE = 5
 """Fewest saturated pixels of a parent's core in a 512 frame: single hot pixels are no parent."""
+
+STREAK_SHAPE = (32, 12)
+"""A clipped read-out streak in a 512 frame: runs down a column for at least the first number of
+rows and is narrower than the second number of pixels (a star's core of that height is wider)."""
 
 
 class BrightSource(NamedTuple):
@@ -33,6 +37,9 @@ class BrightSource(NamedTuple):
 def find_bright_sources(image: np.ndarray, *, level: float = SATURATION_LEVEL,
                         min_area: int = MIN_CORE) -> list[BrightSource]:
     """Saturated compact sources: connected patches of pixels at or above ``level``.
+
+    A read-out streak clipped at the top of the scale (a long, narrow column of saturated pixels,
+    `STREAK_SHAPE`) is not part of its source: its pixels are left out of the patches.
 
     Parameters
     ----------
@@ -56,7 +63,8 @@ def find_bright_sources(image: np.ndarray, *, level: float = SATURATION_LEVEL,
     [(11.5, 5.5)]
     """
     data = grey_plane(image, dtype=None)
-    labels, _ = ndi.label(data >= level, structure=np.ones((3, 3)))
+    saturated = data >= level
+    labels, _ = ndi.label(saturated & ~_clipped_streaks(saturated), structure=np.ones((3, 3)))
     sources = []
     for index, region in enumerate(ndi.find_objects(labels), start=1):
         rows, cols = np.nonzero(labels[region] == index)
@@ -66,3 +74,12 @@ def find_bright_sources(image: np.ndarray, *, level: float = SATURATION_LEVEL,
                                     float(rows.mean() + region[0].start + 0.5),
                                     float(np.sqrt(rows.size / np.pi))))
     return sorted(sources, key=lambda s: -s.radius)
+
+
+def _clipped_streaks(saturated: np.ndarray) -> np.ndarray:
+    """Saturated pixels of clipped read-out streaks: long along a column, narrow across it."""
+    scale = saturated.shape[1] / RELEASED_SIZE
+    rows, width = (max(1, round(n * scale)) for n in STREAK_SHAPE)
+    long = ndi.binary_opening(saturated, structure=np.ones((rows, 1), bool))
+    wide = ndi.binary_opening(saturated, structure=np.ones((1, width), bool))
+    return long & ~wide
