@@ -188,6 +188,13 @@ def test_visible_segments_split_at_the_star_and_follow_coverage(streak_frame):
     assert visible_segments(streak_frame, (300, 302), []) == []  # no streak there
 
 
+def test_a_seam_between_windows_does_not_cut_the_streak(streak_frame):
+    streak_frame[150] = 0  # an uncovered row between two windows of a mosaic
+    streak_frame[500:] = 0  # and no coverage below row 500
+    segments = visible_segments(streak_frame, (199, 201), find_bright_sources(streak_frame))
+    assert segments == [(20, 288), (313, 500)]
+
+
 def test_a_fainter_saturated_star_on_the_column_does_not_cut_the_streak(streak_frame):
     _star(streak_frame, 200.5, 120.5, 2.0)  # lies on the streak; the streak's source is below
     parents = find_bright_sources(streak_frame)

@@ -163,8 +163,14 @@ def _visible_segments(sky: _Sky, columns: tuple[int, int], parents: list[BrightS
     if source is not None and source.radius >= config.min_source_radius * scale:
         r0, r1 = _halo_rows(halo, source)
         visible[r0:r1] = False
-    visible &= np.isfinite(excess)
-    return [(r0, r1) for r0, r1 in _runs(visible) if r1 - r0 >= config.min_length]
+    runs = [_covered_span(np.isfinite(excess), r0, r1) for r0, r1 in _runs(visible)]
+    return [(r0, r1) for r0, r1 in runs if r1 - r0 >= config.min_length]
+
+
+def _covered_span(finite: np.ndarray, r0: int, r1: int) -> tuple[int, int]:
+    """Rows ``r0:r1`` trimmed to their first and last covered row (seams inside are kept)."""
+    rows = np.flatnonzero(finite[r0:r1])
+    return (r0 + int(rows[0]), r0 + int(rows[-1]) + 1) if rows.size else (r0, r0)
 
 
 def _row_profile(data: np.ndarray, columns: tuple[int, int],
