@@ -270,6 +270,20 @@ def test_star_loops_are_filled_to_their_outline():
     assert found.masks[0].sum() < 40 * 30  # the input is not changed
 
 
+def test_a_loop_found_twice_is_kept_once():
+    masks = np.zeros((4, 64, 64), bool)
+    masks[0, 10:50, 10:14] = masks[0, 10:14, 10:40] = masks[0, 46:50, 10:40] = True  # a "C"
+    masks[1, 12:50, 10:40] = True  # the same loop, filled, lower score: dropped
+    masks[2, 40:60, 30:60] = True  # another loop overlapping a little: kept
+    masks[3, 12:50, 10:40] = True  # a smoke ring there: not a loop, kept
+    found = Instances.from_masks(masks, labels=np.array([SL, SL, SL, SR]),
+                                 scores=np.array([0.4, 0.3, 0.6, 0.2]))
+    out = apply_star_loop_prior(found)
+    assert out.labels.tolist() == [SL, SL, SR] and out.scores.tolist() == [0.4, 0.6, 0.2]
+    kept = apply_star_loop_prior(found, config=StarLoopPrior(duplicate_iou=1.0))
+    assert len(kept) == 4
+
+
 # --------------------------------------------------------------------------- all steps
 def test_apply_priors_runs_the_steps_switched_on(star_frame):
     found = _boxes([[100, 100, 130, 130], [429, 249, 443, 263]], [CR, SR], [0.9, 0.5])
@@ -290,6 +304,7 @@ def test_apply_priors_runs_the_steps_switched_on(star_frame):
     (lambda: StreakPrior(block=0), "block, side_width and min_length must be >= 1"),
     (lambda: PriorConfig(min_core=0), "min_core must be >= 1"),
     (lambda: StarLoopPrior(max_growth=0.5), "max_growth must be >= 1"),
+    (lambda: StarLoopPrior(duplicate_iou=0.0), "duplicate_iou must be in"),
 ])
 def test_bad_settings_are_named(config, match):
     with pytest.raises(ValueError, match=match):
