@@ -33,15 +33,18 @@ NO_RING_PROPOSALS = ["--config", os.path.relpath(Path(__file__).parent / "no_rin
 def steps(before: Path) -> list[tuple[str, Path, list[str]]]:
     """The rows: (label, detector, predict flags), cumulative within each detector."""
     rows = []
+    no_loop = "--no-star-loop-prior"
     for tag, det in (("before", before), ("realsky", bundled_detector("torch"))):
         rows += [
             (f"{tag}: detector + streak fit", det, ["--no-priors"]),
-            (f"{tag}: + central-ring prior", det, ["--no-smoke-ring-prior", "--no-streak-prior"]),
-            (f"{tag}: + smoke-ring prior", det, [*NO_RING_PROPOSALS, "--no-streak-prior"]),
+            (f"{tag}: + central-ring prior", det,
+             ["--no-smoke-ring-prior", "--no-streak-prior", no_loop]),
+            (f"{tag}: + smoke-ring prior", det, [*NO_RING_PROPOSALS, "--no-streak-prior", no_loop]),
             (f"{tag}: + streak prior, full column", det,
-             [*NO_RING_PROPOSALS, "--streak-extent", "column"]),
-            (f"{tag}: + streak prior, visible part", det, NO_RING_PROPOSALS),
-            (f"{tag}: + smoke-ring proposals", det, []),
+             [*NO_RING_PROPOSALS, "--streak-extent", "column", no_loop]),
+            (f"{tag}: + streak prior, visible part", det, [*NO_RING_PROPOSALS, no_loop]),
+            (f"{tag}: + smoke-ring proposals", det, [no_loop]),
+            (f"{tag}: + star loops filled", det, []),
         ]
     return rows
 

@@ -213,7 +213,7 @@ class ArtefactConfig:
     # least mean signal / background noise per mask pixel for an instance to be labelled:
     visible_ring: float = 0.25
     visible_other: float = 0.15
-    visible_streak: float = 0.9
+    visible_streak: float = 0.8  # labelled streaks stand out as the real ones (README)
     visible_ghost: float = 0.8
     visible_loop: float = 0.25
 
