@@ -156,22 +156,18 @@ def smooth_covered(data: np.ndarray, sigma: float) -> np.ndarray:
 
 def _display_masks(layers, covered: np.ndarray,
                    config: ArtefactConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Full-frame display-orientation masks of the layers, labelled as the real annotators did.
-
-    Masks are clipped to the covered pixels; a star loop is labelled by its outline, filled (the
-    convex hull of its arc: real loop annotations are filled regions), and a read-out streak only
-    where at least ``config.streak_min_length`` of it is covered (no stubs at a window's edge).
-    """
+    """Display-orientation masks of the layers on the covered pixels, labelled as the real ones."""
     n = DETECTOR_PIXELS // MASK_BINNING
     masks, labels = [], []
     for layer in layers:
         full = np.zeros((n, n), dtype=bool)
+        # a loop's annotation is its outline, filled: the convex hull of its arc
         full[layer.slices] = convex_hull_image(layer.mask) if layer.category_id == _LOOP \
             else layer.mask
         full = full[::-1] & covered
         if layer.category_id == _STREAK and (full.any(axis=1).sum() * MASK_BINNING
                                              < config.streak_min_length):
-            continue
+            continue  # no streak labelled where a window shows only a stub of it
         if full.any():
             masks.append(full)
             labels.append(layer.category_id)
