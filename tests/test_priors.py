@@ -218,6 +218,18 @@ def test_a_small_saturated_star_is_no_streak_source(streak_frame):
                             config=StreakPrior(min_source_radius=4.0)) == [(40, 1024)]
 
 
+def test_the_profile_lengths_scale_with_the_frame():
+    # a streak with a 70-row faint stretch (under max_gap, 96 at 512) is one segment at any size
+    rng = np.random.default_rng(1)
+    frame = 40 + rng.normal(0, 3, (512, 512))
+    frame[:, 199:202] += 20
+    frame[200:270, 199:202] -= 20
+    frame = frame.clip(1, 254).astype(np.uint8)
+    assert visible_segments(frame, (199, 201), []) == [(0, 512)]
+    big = np.kron(frame, np.ones((2, 2), np.uint8))
+    assert visible_segments(big, (398, 403), []) == [(0, 1024)]
+
+
 def test_streaks_are_rescored_by_their_column_and_cut_to_segments(streak_frame):
     sources = find_bright_sources(streak_frame)
     found = _boxes([[199, 20, 202, 512], [10, 10, 30, 30], [400, 20, 403, 512]],

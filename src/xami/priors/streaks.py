@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -125,8 +125,19 @@ def visible_segments(image: np.ndarray, columns: tuple[int, int],
     list of tuple of int
         ``(first_row, stop_row)`` ranges, top first; empty when the streak is nowhere visible.
     """
-    return _visible_segments(_sky(image), columns, parents, config,
-                             image.shape[1] / RELEASED_SIZE)
+    return _visible_segments(_sky(image), columns, parents,
+                             _scaled(config, image.shape[1] / RELEASED_SIZE))
+
+
+def _scaled(config: StreakPrior, scale: float) -> StreakPrior:
+    """``config`` with its lengths (given at 512) in pixels of a frame ``scale`` times as wide."""
+    return replace(config, column_tolerance=config.column_tolerance * scale,
+                   block=max(1, round(config.block * scale)),
+                   side_gap=round(config.side_gap * scale),
+                   side_width=max(1, round(config.side_width * scale)),
+                   max_gap=round(config.max_gap * scale),
+                   min_length=max(1, round(config.min_length * scale)),
+                   min_source_radius=config.min_source_radius * scale)
 
 
 class _Sky(NamedTuple):
@@ -150,8 +161,8 @@ def _sky(image: np.ndarray) -> _Sky:
 
 
 def _visible_segments(sky: _Sky, columns: tuple[int, int], parents: list[BrightSource],
-                      config: StreakPrior, scale: float) -> list[tuple[int, int]]:
-    """`visible_segments` on a frame's `_Sky` (``scale``: the frame's width / 512)."""
+                      config: StreakPrior) -> list[tuple[int, int]]:
+    """`visible_segments` on a frame's `_Sky` (``config`` scaled to the frame, `_scaled`)."""
     excess, side = _row_profile(sky.data, columns, config)
     visible = _visible_rows(excess, config)
     if not visible.any():
@@ -160,7 +171,7 @@ def _visible_segments(sky: _Sky, columns: tuple[int, int], parents: list[BrightS
     visible = _fill_gaps(visible, config.max_gap)
     halo = _smooth(side - sky.level, 5) > amplitude
     source = max(parents, key=lambda p: p.radius, default=None)
-    if source is not None and source.radius >= config.min_source_radius * scale:
+    if source is not None and source.radius >= config.min_source_radius:
         r0, r1 = _halo_rows(halo, source)
         visible[r0:r1] = False
     runs = [_covered_span(np.isfinite(excess), r0, r1) for r0, r1 in _runs(visible)]
@@ -278,18 +289,18 @@ def apply_streak_prior(image: np.ndarray, instances: Instances, sources: list[Br
     Instances
         A new `Instances`: other classes first in their order, then the streaks' segments.
     """
-    scale = instances.image_size[1] / RELEASED_SIZE
+    config = _scaled(config, instances.image_size[1] / RELEASED_SIZE)
     streaks = np.flatnonzero(instances.labels == _STREAK)
     sky = _sky(image) if config.extent == "visible" and streaks.size else None
     parts = [instances[np.flatnonzero(instances.labels != _STREAK)]]
     for i in streaks:
         streak = instances[int(i)]
         columns = _columns(streak)
-        parents = column_parents(columns, sources, tolerance=config.column_tolerance * scale)
+        parents = column_parents(columns, sources, tolerance=config.column_tolerance)
         streak.scores = np.minimum(1.0, streak.scores * (config.boost if parents
                                                          else config.penalty))
         if sky is not None:
-            segments = _visible_segments(sky, columns, parents, config, scale)
+            segments = _visible_segments(sky, columns, parents, config)
             if segments:
                 streak = _segmented(streak, columns, segments, sky.covered)
         parts.append(streak)
