@@ -24,11 +24,12 @@ detector's boxes:
 Each mode is built and warmed up on one frame; then the modes take turns on each frame
 (``--repeats`` passes), so that drift of the machine's speed falls on all of them alike. Per mode:
 median and spread of seconds per image per stage (read, preprocess, detector, encoder, decoder,
-post-process, write), images per second end to end (without and with writing the per-image
-outputs: FITS mask, DS9 regions, PNG overlay), the memory the mode adds at its peak (models,
-sessions, activations), the encoder's achieved GFLOP/s, the time as a multiple of the fp32 FLOP
-floor (157 GFLOP/s), and the agreement of the masks with mode ``a`` (identical pixels, and mask
-AP50/AP of the mode's masks with ``a``'s as the ground truth).
+post-process: the faint rule, the streak fit and the instrument priors; write), images per second
+end to end (without and with writing the per-image outputs: FITS mask, DS9 regions, PNG
+overlay), the memory the mode adds at its peak (models, sessions, activations), the encoder's
+achieved GFLOP/s, the time as a multiple of the fp32 FLOP floor (157 GFLOP/s), and the agreement
+of the masks with mode ``a`` (identical pixels, and mask AP50/AP of the mode's masks with ``a``'s
+as the ground truth).
 
 Last, the bundled default end to end as a user runs it over many frames: ``xami predict FRAMES
 --out RUN --dask --workers N`` (one process per core; `run_predict` with every output, records,
@@ -66,6 +67,7 @@ from xami.models.sam import build_sam_vit_t, load_sam_state, read_checkpoint
 from xami.models.segmentor import build_segmentor
 from xami.pipeline import PipelineSpec
 from xami.postprocess import apply_faint_rule, apply_streak_fit
+from xami.priors import apply_priors
 from xami.products import write_mask_fits, write_regions
 from xami.report.overlay import render_overlay, write_png
 from xami.sim import simulate_image
@@ -165,8 +167,9 @@ class PaperBaseline:
 class XamiMode:
     """xami's pipeline stages, timed (the same calls `xami.Pipeline.predict` makes).
 
-    Returns the segmentor's masks before xami's post-processing (faint rule, streak fit), which
-    the authors' class does not have, so that the masks compare with mode ``a``'s.
+    Returns the segmentor's masks before xami's post-processing (faint rule, streak fit,
+    instrument priors), which the authors' class does not have, so that the masks compare with
+    mode ``a``'s.
     """
 
     def __init__(self, detector: Any, segmentor: Any | None, out: Path) -> None:
@@ -199,7 +202,7 @@ class XamiMode:
         else:
             t = time.perf_counter()
             raw = found
-        final = apply_streak_fit(frame, found)
+        final = apply_priors(frame, apply_streak_fit(frame, found))
         times["postprocess"] = time.perf_counter() - t
         t = time.perf_counter()
         grid = MaskGrid(1, None)
