@@ -1,4 +1,5 @@
-"""The shape of the package: no import cycle between modules, no module over 400 lines.
+"""The shape of the package: no import cycle between modules, no module over 400 lines, and no
+test that reads the real frames beside the repository.
 
 Imports are read from the source (top-level and inside functions alike), so a lazy import that
 closes a loop counts as one.
@@ -12,6 +13,9 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
+TESTS = Path(__file__).resolve().parent
+REAL_FRAMES = ("/".join(("..", "shared")), "real" + "dev", "real_" + "examples")
+"""What a path to the real frames (measured, never tested on) holds; spelled apart here."""
 MAX_LINES = 400
 
 
@@ -92,3 +96,9 @@ def test_no_import_cycle_between_modules():
 def test_no_module_over_400_lines(path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(SRC)}: {lines} lines"
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.rglob("*.py")), ids=lambda p: p.name)
+def test_no_test_reads_the_real_frames(path):
+    text = path.read_text(encoding="utf-8")
+    assert [name for name in REAL_FRAMES if name in text] == [], path.name
