@@ -40,7 +40,7 @@ def background() -> np.ndarray:
 
 
 def write_coco(folder: Path) -> Path:
-    """Two 32x32 PNG frames in ``images/`` and ``annotations.coco.json`` (frames beside one COCO file).
+    """Two 32x32 PNG frames in ``images/`` and one ``annotations.coco.json`` beside them.
 
     Frame 1 (classes 1 and 4 annotated): central ring, box x 8-12 y 8-12 at 130; beside it a crowd
     smoke-ring region x 12-20 y 4-20 at 250 (skipped, and kept out of the ring). Frame 2 (every

@@ -336,6 +336,7 @@ def test_cli_flags_spec_and_provenance():
     settings = provenance(PipelineSpec(priors=None))["settings"]
     assert settings["priors"] is None
     assert provenance_cards(provenance(PipelineSpec(priors=None)))["PRIORS"][0] == "none"
+    assert provenance_cards(provenance(PipelineSpec()))["PRIORS"][0] == "CR,SR,ROS,SL"
     assert provenance(PipelineSpec())["settings"]["priors"]["smoke_ring"]["boost"] == 1.5
     quiet = pipeline_spec(parse(["predict", "x.png", "--out", "o", "--no-proposals",
                                  "--no-central-ring-prior"])).priors

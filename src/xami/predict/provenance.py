@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from xami import __version__
+from xami.classes import BY_NAME
 from xami.io.atomic import file_sha256
 from xami.models.build import bundled_detector
 from xami.pipeline import PipelineSpec
+from xami.priors import STEPS
 
 
 def provenance(spec: PipelineSpec) -> dict[str, Any]:
@@ -72,9 +74,7 @@ def provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
     cards["STRKFIT"] = (settings["streak_fit"] is not None, "read-out streaks fitted to columns")
     cards["BACKEND"] = (settings["backend"], "torch or onnx (ONNX Runtime)")
     priors = settings["priors"] or {}
-    steps = [short for name, short in (("central_ring", "CR"), ("smoke_ring", "SR"),
-                                       ("streak", "ROS"), ("star_loop", "SL"))
-             if priors.get(name)]
+    steps = [BY_NAME[artefact].short for name, artefact in STEPS.items() if priors.get(name)]
     cards["PRIORS"] = (",".join(steps) or "none", "instrument priors (xami.priors)")
     if priors.get("streak"):
         cards["STRKEXT"] = (priors["streak"]["extent"], "streak extent: visible or column")
