@@ -74,7 +74,7 @@ def provenance_cards(prov: dict[str, Any]) -> dict[str, Any]:
     cards["STRKFIT"] = (settings["streak_fit"] is not None, "read-out streaks fitted to columns")
     cards["BACKEND"] = (settings["backend"], "torch or onnx (ONNX Runtime)")
     priors = settings["priors"] or {}
-    steps = [BY_NAME[artefact].short for name, artefact in STEPS.items() if priors.get(name)]
+    steps = [BY_NAME[step.artefact].short for name, step in STEPS.items() if priors.get(name)]
     cards["PRIORS"] = (",".join(steps) or "none", "instrument priors (xami.priors)")
     if priors.get("streak"):
         cards["STRKEXT"] = (priors["streak"]["extent"], "streak extent: visible or column")

@@ -32,9 +32,9 @@ from xami.structures import Instances
 __all__ = ["BrightSource", "CentralRingPrior", "PriorConfig", "SmokeRingPrior", "StarLoopPrior",
            "StreakPrior", "apply_priors", "find_bright_sources"]
 
-STEPS = {"central_ring": "central-ring", "smoke_ring": "smoke-ring", "streak": "read-out-streak",
-         "star_loop": "star-loop"}
-"""The steps, in the order they run, and the class (`xami.classes`) each acts on."""
+STEPS = {"central_ring": CentralRingPrior, "smoke_ring": SmokeRingPrior, "streak": StreakPrior,
+         "star_loop": StarLoopPrior}
+"""The steps, in the order they run, and their settings (each names the class it acts on)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ size are in `xami.instrument` (`CENTRAL_RING_XY`, `CENTRAL_RING_SIZE`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,7 +25,6 @@ from xami.instrument import (
 from xami.models.detector import DetectorConfig
 from xami.structures import Instances
 
-_CR = BY_NAME["central-ring"].coco_id
 _OTHERS = ("remove", "downscore")
 
 
@@ -50,6 +50,9 @@ class CentralRingPrior:
         lowest score of a detection, so that it ranks last.
     """
 
+    artefact: ClassVar[str] = "central-ring"
+    """The class (`xami.classes`) this step acts on."""
+
     sigma: float = 12.0
     size_sigma: float = 0.5
     others: str = "remove"
@@ -64,6 +67,9 @@ class CentralRingPrior:
             raise ValueError(f"others must be one of {_OTHERS}, got {self.others!r}")
         if not 0.0 <= self.propose_score <= 1.0:
             raise ValueError(f"propose_score must be in [0, 1], got {self.propose_score!r}")
+
+
+_CR = BY_NAME[CentralRingPrior.artefact].coco_id
 
 
 def ring_likelihood(boxes: np.ndarray, size: int, *,

@@ -18,6 +18,7 @@ contrast over the whole frame (its own noise and texture).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import fft
@@ -35,7 +36,6 @@ from xami.models.detector import DetectorConfig
 from xami.priors.sources import BrightSource
 from xami.structures import Instances
 
-_SR = BY_NAME["smoke-ring"].coco_id
 _RELABEL = (BY_NAME["star-loop"].coco_id, BY_NAME["other"].coco_id)
 _RADIUS = SMOKE_RING_DIAMETER / 2 * RELEASED_SIZE / DETECTOR_PIXELS  # 7.5 px of a 512 frame
 _SKY = (_RADIUS + 2.5, 2 * _RADIUS)  # the sky annulus around a ring, px of a 512 frame
@@ -79,6 +79,9 @@ class SmokeRingPrior:
         (`xami.models.detector.DetectorConfig.conf`), below every ring found with a parent.
     """
 
+    artefact: ClassVar[str] = "smoke-ring"
+    """The class (`xami.classes`) this step acts on."""
+
     offset_range: tuple[float, float] = (0.8 * SMOKE_RING_OFFSET, 1.25 * SMOKE_RING_OFFSET)
     across: float = 4.0
     across_fraction: float = 0.05
@@ -100,6 +103,9 @@ class SmokeRingPrior:
                              f"{self.penalty!r}")
         if not 0.0 <= self.propose_score <= 1.0:
             raise ValueError(f"propose_score must be in [0, 1], got {self.propose_score!r}")
+
+
+_SR = BY_NAME[SmokeRingPrior.artefact].coco_id
 
 
 def has_parent(ring_xy: tuple[float, float], sources: list[BrightSource],

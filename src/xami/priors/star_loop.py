@@ -11,14 +11,13 @@ loop that mostly overlaps a higher-scored one is the same loop found twice, and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from skimage.morphology import convex_hull_image
 
 from xami.classes import BY_NAME
 from xami.structures import Instances
-
-_LOOP = BY_NAME["star-loop"].coco_id
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,9 @@ class StarLoopPrior:
         A filled loop whose mask IoU with a higher-scored loop exceeds this is dropped.
     """
 
+    artefact: ClassVar[str] = "star-loop"
+    """The class (`xami.classes`) this step acts on."""
+
     max_growth: float = 4.0
     duplicate_iou: float = 0.5
 
@@ -42,6 +44,9 @@ class StarLoopPrior:
             raise ValueError(f"max_growth must be >= 1, got {self.max_growth!r}")
         if not 0 < self.duplicate_iou <= 1:
             raise ValueError(f"duplicate_iou must be in (0, 1], got {self.duplicate_iou!r}")
+
+
+_LOOP = BY_NAME[StarLoopPrior.artefact].coco_id
 
 
 def apply_star_loop_prior(instances: Instances, *,

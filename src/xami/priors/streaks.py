@@ -14,7 +14,7 @@ import itertools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -23,7 +23,6 @@ from xami.instrument import RELEASED_SIZE, coverage_mask, grey_plane
 from xami.priors.sources import BrightSource
 from xami.structures import Instances
 
-_STREAK = BY_NAME["read-out-streak"].coco_id
 _EXTENTS = ("visible", "column")
 
 
@@ -63,6 +62,9 @@ class StreakPrior:
         saturated star lying on the streak does not interrupt it.
     """
 
+    artefact: ClassVar[str] = "read-out-streak"
+    """The class (`xami.classes`) this step acts on."""
+
     extent: str = "visible"
     boost: float = 1.5
     penalty: float = 0.5
@@ -84,6 +86,9 @@ class StreakPrior:
             raise ValueError(f"block, side_width and min_length must be >= 1 and side_gap >= 0, "
                              f"got {self.block!r}, {self.side_width!r}, {self.min_length!r}, "
                              f"{self.side_gap!r}")
+
+
+_STREAK = BY_NAME[StreakPrior.artefact].coco_id
 
 
 def column_parents(columns: tuple[int, int], sources: list[BrightSource], *,
