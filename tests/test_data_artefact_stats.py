@@ -126,8 +126,8 @@ def test_ratio_flags_and_files(tmp_path: Path) -> None:
     assert comparison.ratio("smoke-ring", "width") == 32.5 / 20  # medians
     assert comparison.ratio("smoke-ring", "per_image") == 3.0  # means
     table = comparison.to_markdown()
-    assert "| SR | box width (px) | 20 [15-25] | 32.5 [21.8-42.5] | 1.62 | B high |" in table
-    assert "| SR | instances | 3 | 4 | | |" in table
+    assert "| SR | box width (px) | 20 [15-25] | 32.5 [21.8-42.5] | 1.62 | B high | " in table
+    assert "| SR | instances | 3 | 4 | | | | |" in table
     assert "| SR | instances per image | 1 [0.5-1.5] (mean 1.00) |" in table
     low = ArtefactComparison(a, stats_of([15, 15], [1]))
     assert low.ratio("star-loop", "width") == 0.75
@@ -140,12 +140,33 @@ def test_ratio_flags_and_files(tmp_path: Path) -> None:
     assert saved["classes"]["smoke-ring"]["width"]["b"]["median"] == 32.5
 
 
+def test_sampling_tells_a_difference_from_chance() -> None:
+    rng = np.random.default_rng(1)
+    a = stats_of(list(rng.normal(100, 30, 2000)), [1] * 10)
+    few = ArtefactComparison(a, stats_of([70, 75], [1]))  # 2 values, 27 % low
+    many = ArtefactComparison(a, stats_of(list(rng.normal(73, 30, 200)), [1]))
+    one, other = few.sampling("star-loop", "width"), many.sampling("star-loop", "width")
+    assert one is not None and other is not None
+    assert one.lo < 0.8 < 1.25 < one.hi  # two values cannot test 20 %
+    assert 0.01 < one.p < 0.3  # 27 % off: unusual, not impossible, for a median of two
+    assert other.p == 0.0 and 0.9 < other.lo < 1 < other.hi < 1.1  # 200 values: a difference
+    assert few.sampling("star-loop", "width") == one  # seeded: the table is reproducible
+    same = ArtefactComparison(a, a).sampling("star-loop", "width")
+    assert same is not None and same.p == 1.0
+    signed = ArtefactComparison(stats_of([1.0, 2.0, 3.0], [1]), stats_of([-1.0], [1]))
+    assert signed.sampling("star-loop", "width").p == 0.0  # no draw changes sign
+    saved = few.to_dict()["classes"]["star-loop"]["width"]["sampling"]
+    assert saved == {"lo": one.lo, "hi": one.hi, "p": one.p}
+    row = next(r for r in few.to_markdown().splitlines() if r.startswith("| SL | box width"))
+    assert row.endswith(f"| B low | {one.lo:.2f}-{one.hi:.2f} | {one.p:.2f} |")
+
+
 def test_empty_class_has_no_ratio(tmp_path: Path) -> None:
     write_coco(tmp_path / "real")
     real = load_dataset(tmp_path / "real")
     comparison = compare_artefact_stats(real, real, names=("r1", "r2"), ring_width=2)
     assert comparison.ratio("star-loop", "width") is None
-    assert "| SL | box width (px) | – | – |  |  |" in comparison.to_markdown()
+    assert "| SL | box width (px) | – | – |  |  | |" in comparison.to_markdown()
     assert comparison.ratio("central-ring", "width") == 1.0
 
 

@@ -2,7 +2,9 @@
 
 Used to put the simulator beside the real frames: ``xami dataset compare SIM REAL``. Every
 statistic is summarised by its median and inter-quartile range [p25-p75]; two datasets are compared
-by the ratio of their medians, flagged when outside `RATIO_RANGE`.
+by the ratio of their medians, flagged when outside `RATIO_RANGE`. A small B (ten real frames, two
+star loops) sets a noisy median: each row also says how far B/A strays when B's number of values
+is drawn from A itself (`ArtefactComparison.sampling`), so a flag reads as a difference or chance.
 
 Conventions: boxes are the tight XYXY boxes of the annotation polygons, in pixels of the image;
 positions are box centres rescaled to the 512 frame (``x = cx * 512 / width``); ``aspect`` is
@@ -37,6 +39,12 @@ MIN_RING_PIXELS = 10
 RATIO_RANGE = (0.8, 1.25)
 """B/A ratios of the medians outside this range are flagged (20% either way)."""
 
+SAMPLING_DRAWS = 4000
+"""Bootstrap draws of `ArtefactComparison.sampling`."""
+
+SAMPLING_SEED = 0
+"""Seed of those draws (the table is reproducible)."""
+
 MAD_TO_SIGMA = 1.4826
 """Robust sigma = 1.4826 x median absolute deviation (Gaussian noise)."""
 
@@ -70,6 +78,15 @@ class Summary:
     def cell(self) -> str:
         """``median [p25-p75]`` with three significant digits."""
         return f"{self.median:.3g} [{self.p25:.3g}-{self.p75:.3g}]"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """5th-95th percentile of B/A when B is drawn from A; chance ``p`` of the measured B/A."""
+
+    lo: float
+    hi: float
+    p: float
 
 
 @dataclass(frozen=True)
@@ -251,13 +268,43 @@ class ArtefactComparison:
         top, bottom = (sb.mean, sa.mean) if statistic == "per_image" else (sb.median, sa.median)
         return top / bottom if bottom != 0 else None
 
+    def sampling(self, name: str, statistic: str) -> Sampling | None:
+        """How B/A varies when B's values are drawn from A, and how likely the ratio measured is.
+
+        Parameters
+        ----------
+        name, statistic : str
+            Class name and statistic (one of `STATISTICS`).
+
+        Returns
+        -------
+        Sampling or None
+            The 5th-95th percentiles of B/A over `SAMPLING_DRAWS` draws of B's number of values
+            from A's (with replacement), and ``p``: the fraction of draws whose ratio lies at
+            least as far from 1 (in log) as the measured one. Instances drawn one by one spread
+            less than whole frames would (artefacts of one frame are alike), so ``p`` is a lower
+            bound. None when the ratio is undefined.
+        """
+        ratio = self.ratio(name, statistic)
+        if ratio is None:
+            return None
+        va, vb = (s.values[name][statistic] for s in (self.a, self.b))
+        va, n = va[np.isfinite(va)], int(np.isfinite(vb).sum())
+        reduce = np.mean if statistic == "per_image" else np.median
+        rng = np.random.default_rng(SAMPLING_SEED)
+        draws = reduce(rng.choice(va, size=(SAMPLING_DRAWS, n)), axis=1) / reduce(va)
+        far = _log_distance(draws) >= _log_distance(np.array([ratio]))[0] - 1e-12
+        lo, hi = np.percentile(draws, [5, 95])
+        return Sampling(float(lo), float(hi), float(far.mean()))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form: per class, instances and every statistic of A and B, ratio."""
         classes = {}
         for c in CLASSES:
             stats = {s: {"a": _plain(self.a.summary(c.name, s)),
                          "b": _plain(self.b.summary(c.name, s)),
-                         "ratio": self.ratio(c.name, s), "flag": _flag(self.ratio(c.name, s))}
+                         "ratio": self.ratio(c.name, s), "flag": _flag(self.ratio(c.name, s)),
+                         "sampling": _sampled(self.sampling(c.name, s))}
                      for s in STATISTICS}
             classes[c.name] = {"short": c.short, "instances": {
                 "a": self.a.instances(c.name), "b": self.b.instances(c.name)}, **stats}
@@ -269,11 +316,14 @@ class ArtefactComparison:
         """One Markdown table: a row per class and statistic, A and B side by side."""
         lines = [f"A = {self.a.name} ({self.a.images} images), B = {self.b.name} "
                  f"({self.b.images} images); median [p25-p75]; B/A of the medians (of the means "
-                 f"for instances per image), flagged outside [{RATIO_RANGE[0]}, {RATIO_RANGE[1]}]",
-                 "", "| class | statistic | A | B | B/A | flag |", "|---|---|---:|---:|---:|---|"]
+                 f"for instances per image), flagged outside [{RATIO_RANGE[0]}, {RATIO_RANGE[1]}]; "
+                 f"'B drawn from A': 90 % range of B/A when B's number of values is drawn from A, "
+                 f"and p, the chance of a ratio at least as far from 1",
+                 "", "| class | statistic | A | B | B/A | flag | B drawn from A | p |",
+                 "|---|---|---:|---:|---:|---|---:|---:|"]
         for c in CLASSES:
             lines.append(f"| {c.short} | instances | {self.a.instances(c.name)} | "
-                         f"{self.b.instances(c.name)} | | |")
+                         f"{self.b.instances(c.name)} | | | | |")
             lines += [self._row(c.short, c.name, s) for s in STATISTICS]
         return "\n".join(lines) + "\n"
 
@@ -283,8 +333,11 @@ class ArtefactComparison:
                  _cell(self.b.summary(name, statistic), statistic)]
         ratio = self.ratio(name, statistic)
         shown = "" if ratio is None else f"{ratio:.2f}"
+        sampled = self.sampling(name, statistic)
+        spread = "| |" if sampled is None else f"| {sampled.lo:.2f}-{sampled.hi:.2f} | " \
+                                                f"{sampled.p:.2f} |"
         return f"| {short} | {_LABELS[statistic]} | {cells[0]} | {cells[1]} | {shown} | " \
-               f"{_flag(ratio)} |"
+               f"{_flag(ratio)} {spread}"
 
     def save(self, out_dir: str | os.PathLike[str]) -> list[Path]:
         """Write ``artefact_stats.json`` and ``artefact_stats.md`` into ``out_dir``; their paths."""
@@ -293,6 +346,18 @@ class ArtefactComparison:
         write_text_atomic(paths[0], json.dumps(self.to_dict(), indent=2) + "\n")
         write_text_atomic(paths[1], self.to_markdown())
         return paths
+
+
+def _log_distance(ratios: np.ndarray) -> np.ndarray:
+    """``|log ratio|``; infinite for ratios <= 0 (a sign change is as far as it gets)."""
+    out = np.full(ratios.shape, np.inf)
+    np.log(ratios, out=out, where=ratios > 0)
+    return np.abs(out)
+
+
+def _sampled(sampling: Sampling | None) -> dict[str, float] | None:
+    """Sampling as a dict (None stays None)."""
+    return None if sampling is None else {"lo": sampling.lo, "hi": sampling.hi, "p": sampling.p}
 
 
 def _cell(summary: Summary | None, statistic: str) -> str:
