@@ -23,12 +23,12 @@ from xami.sim.artefacts import (
     smoke_ring_centre,
     streak_gap,
 )
-from xami.sim.config import CENTRE, ArtefactConfig, PsfConfig
+from xami.sim.config import ARCMIN_PX, CENTRE, ArtefactConfig, PsfConfig
 from xami.sim.dataset import scene_of
 from xami.sim.image import _display_masks
 from xami.sim.layout import Window, coverage_fraction, exposure_map
 from xami.sim.optics import coincidence_cap, coincidence_loss, psf_kernel, render_stars
-from xami.sim.render import render_scene
+from xami.sim.render import candidates, render_scene
 
 pytestmark = pytest.mark.light  # needs no optional extra (CI's light venv runs it)
 
@@ -135,6 +135,31 @@ def _empty_scene(seed: int) -> object:
         star_xy=np.zeros((0, 2)), star_rate=np.zeros(0), loop_rate=np.zeros_like(scene.loop_rate),
         gradient=np.zeros(4), ring=None, others=(), fov_radius=None, blur=0.0,
         field=dataclasses.replace(scene.field, galaxies=np.zeros((0, 6))))
+
+
+def test_smoke_rings_only_where_they_clear_their_parent() -> None:
+    # offset 0.21 r must reach the ring's diameter (2 x 13.5"): parents >= 128.6" off centre
+    scene = dataclasses.replace(_empty_scene(1), star_xy=np.array(
+        [[CENTRE + 200.0, CENTRE], [CENTRE, CENTRE - 300.0], [CENTRE + 260.0, CENTRE + 50.0]]),
+        star_rate=np.full(3, 500.0))
+    rings = [c for c in candidates(scene, SimConfig()) if c.func is smoke_ring]
+    assert [c.args[:2] for c in rings] == [(CENTRE, CENTRE - 300.0)]  # 143"; not 95" or 126"
+    assert 0.21 * np.hypot(260, 50) * 0.4764 < 2 * ART.ghost_radius < 0.21 * 300 * 0.4764
+
+
+def test_star_loops_lie_off_the_chamfer_axis_towards_their_parent() -> None:
+    low, high = (d * ARCMIN_PX / 60 for d in ART.loop_distance)
+    x0, y0 = ART.ring_xy
+    found = 0
+    for seed in range(6):
+        field = scene_of(seed, 0, SimConfig()).field
+        for (px, py), shape in zip(field.loop_xy, field.loop_shape, strict=True):
+            dx, dy = shape[0] - x0, shape[1] - y0
+            assert low <= np.hypot(dx, dy) <= high
+            assert dx * (px - CENTRE) + dy * (py - CENTRE) > 0  # on the parent's side
+            assert dx * (py - CENTRE) - dy * (px - CENTRE) == pytest.approx(0.0, abs=1e-6)
+            found += 1
+    assert found >= 10
 
 
 def test_background_counts_have_the_poisson_mean_and_variance() -> None:

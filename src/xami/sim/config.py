@@ -199,10 +199,16 @@ class ArtefactConfig:
     ghost_inner: float = 0.45  # inner / outer radius (secondary-mirror obstruction)
     ghost_offset: tuple[float, float] = (0.0, SMOKE_RING_OFFSET)  # offset = a + b r (arcsec,
     # per arcsec; real rings: b 0.21, no constant term)
-    ghost_min_distance: float = 60.0  # arcsec from the centre: closer ghosts hide in the PSF
-    loop_min_rate: float = 115.0  # counts/s, loop parent threshold [estimate]
+    ghost_clearance: float = 2.0  # a ring is labelled only where its offset from its parent is
+    # at least this many outer radii (it clears the parent's glare: parents >= 129" off centre);
+    # real: no dev ring's parent within 128 px of 512; the released rings' heat map has that hole
+    loop_min_rate: float = 70.0  # counts/s, loop parent threshold [estimate; ~1.5 labelled loops
+    # per image against the released 1.75]
     loop_efficiency: float = 6.0e-3  # loop flux / parent flux [estimate]
     loop_offaxis: tuple[float, float] = (12.0, 15.0)  # arcmin (paper §2)
+    loop_distance: tuple[float, float] = (20.0, 450.0)  # arcsec, loop centre from the chamfer
+    # axis (ring_xy) towards the parent, uniform: the released training loops' box heat map has
+    # coverage radii 59 / 99 / 159 px (quartiles, 512 frame), this gives 57 / 108 / 162
     loop_size: tuple[float, float] = (40.0, 165.0)  # arcsec, semi-major axis (log-uniform;
     # real labelled loops are 49 [33-65] x 68 [46-89] px at 512)
     ring_xy: tuple[float, float] = CENTRAL_RING_XY  # unbinned px, fixed on the detector

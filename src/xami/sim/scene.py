@@ -233,23 +233,18 @@ def _draw_loop_parents(rng: np.random.Generator, config: SimConfig, density: flo
     theta = np.sqrt(rng.uniform(t0**2, t1**2, size=n)) * ARCMIN_PX
     phi = rng.uniform(0, 2 * np.pi, size=n)
     xy = CENTRE + np.stack([theta * np.cos(phi), theta * np.sin(phi)], axis=1)
-    shapes = np.array([_loop_shape(rng, config, t / ARCMIN_PX, p) for t, p in zip(theta, phi,
-                                                                                 strict=True)])
+    shapes = np.array([_loop_shape(rng, config, p) for p in phi])
     return xy, gamma, shapes.reshape(n, 6)
 
 
-def _loop_shape(rng: np.random.Generator, config: SimConfig, theta: float,
-                phi: float) -> list[float]:
-    """Loop geometry: an elliptical arc pointing along the parent's direction, near the centre."""
+def _loop_shape(rng: np.random.Generator, config: SimConfig, phi: float) -> list[float]:
+    """Loop geometry: an elliptical arc off the chamfer axis, along the parent's direction."""
     a = config.artefacts
-    if rng.random() < 0.7:
-        dist = 40.0 + 30.0 * (theta - a.loop_offaxis[0]) + abs(rng.normal(0, 45.0))
-    else:
-        dist = rng.uniform(120.0, 360.0)
-    dist *= ARCMIN_PX / 60.0
+    dist = rng.uniform(*a.loop_distance) * ARCMIN_PX / 60.0
     semi = _log_uniform(rng, a.loop_size, 1)[0] * ARCMIN_PX / 60.0
     span = 2 * np.pi if rng.random() < 0.5 else rng.uniform(0.8 * np.pi, 1.7 * np.pi)
-    return [CENTRE + dist * np.cos(phi), CENTRE + dist * np.sin(phi), semi,
+    x0, y0 = a.ring_xy
+    return [x0 + dist * np.cos(phi), y0 + dist * np.sin(phi), semi,
             rng.uniform(0.3, 0.75), phi + rng.normal(0, 0.25), span]
 
 
