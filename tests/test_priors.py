@@ -165,6 +165,20 @@ def test_a_faint_ghost_of_a_parent_without_a_ring_is_proposed(ghost_frame):
     assert len(propose_rings(strip, Instances.empty(512, 512), sources)) == 0
 
 
+def test_no_ring_is_proposed_for_a_parent_whose_ring_would_lie_in_its_glare():
+    # 60 px from the centre the ghost is only 12.6 px out: less than a ring's 15 px diameter
+    rng = np.random.default_rng(1)
+    rows, cols = np.ogrid[:512, :512]
+    for distance, expected in ((60.0, 0), (150.0, 1)):
+        ghost_x = 256.0 + 1.21 * distance
+        radius = np.hypot(cols + 0.5 - ghost_x, rows + 0.5 - 256.0)
+        frame = (40 + rng.normal(0, 3, (512, 512)) + 5 * ((radius >= 3.4) & (radius <= 7.5)))
+        frame = frame.clip(1, 254).astype(np.uint8)
+        _star(frame, 256.0 + distance, 256.0, 4.0)
+        proposed = propose_rings(frame, Instances.empty(512, 512), find_bright_sources(frame))
+        assert len(proposed) == expected, distance
+
+
 # --------------------------------------------------------------------------- streaks
 @pytest.fixture
 def streak_frame() -> np.ndarray:

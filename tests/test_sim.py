@@ -15,6 +15,7 @@ from pycocotools.coco import COCO
 from xami.classes import BY_NAME, CLASSES
 from xami.cli import main
 from xami.data.polygons import polygons_to_mask
+from xami.instrument import SMOKE_RING_MIN_PARENT_DISTANCE
 from xami.sim import SimConfig, simulate_dataset, simulate_image
 from xami.sim.artefacts import (
     Layer,
@@ -138,13 +139,13 @@ def _empty_scene(seed: int) -> object:
 
 
 def test_smoke_rings_only_where_they_clear_their_parent() -> None:
-    # offset 0.21 r must reach the ring's diameter (2 x 13.5"): parents >= 128.6" off centre
+    # offset 0.21 r must reach the ring's diameter (60 px): parents >= 286 px (136") off centre
     scene = dataclasses.replace(_empty_scene(1), star_xy=np.array(
         [[CENTRE + 200.0, CENTRE], [CENTRE, CENTRE - 300.0], [CENTRE + 260.0, CENTRE + 50.0]]),
         star_rate=np.full(3, 500.0))
     rings = [c for c in candidates(scene, SimConfig()) if c.func is smoke_ring]
     assert [c.args[:2] for c in rings] == [(CENTRE, CENTRE - 300.0)]  # 143"; not 95" or 126"
-    assert 0.21 * np.hypot(260, 50) * 0.4764 < 2 * ART.ghost_radius < 0.21 * 300 * 0.4764
+    assert np.hypot(260, 50) < SMOKE_RING_MIN_PARENT_DISTANCE < 300
 
 
 def test_star_loops_lie_off_the_chamfer_axis_towards_their_parent() -> None:
@@ -250,9 +251,10 @@ def test_class_frequencies_match_the_released_dataset(dataset_200: Path) -> None
     for name, real in REAL_PER_IMAGE.items():
         if name == "other":
             assert counts[name] >= 2
-        else:  # the larger (real-sized, 15 px) smoke rings are fainter per pixel: fewer
-            # pass the visibility rule (0.9-0.7 of the released rate over seeds)
-            rel = 0.35 if name == "smoke-ring" else 0.25
+        else:  # the larger (real-sized, 15 px) smoke rings are fainter per pixel, and none is
+            # labelled in its parent's glare (parents < 136" off centre): 0.65-0.95 of the
+            # released rate over seeds (README "Gaps still measured")
+            rel = 0.4 if name == "smoke-ring" else 0.25
             assert counts[name] / 200 == pytest.approx(real, rel=rel), name
     meta = images[0]
     assert {"obs_id", "filter", "exposure", "ra", "dec", "pa"} <= set(meta)

@@ -106,6 +106,15 @@ SMOKE_RING_DIAMETER = 60.0
 512 frames (real labelled frames); 29" on the sky, the visible annulus of the 38" SAS flag."""
 
 
+SMOKE_RING_MIN_PARENT_DISTANCE = SMOKE_RING_DIAMETER / SMOKE_RING_OFFSET
+"""Least distance of a parent star from the detector centre, unbinned pixels (~286, 136"), for its
+smoke ring to be seen apart from it: nearer, the ring's offset (`SMOKE_RING_OFFSET` of that
+distance) is less than the ring's diameter and the ring lies in its parent's glare. No real
+labelled ring has a nearer parent: the ten dev rings' parents lie 128-260 px from the centre of a
+512 frame (this is 71), and the released rings' heat map has a hole of this size
+(``benchmarks/released_heatmap.py``)."""
+
+
 def central_ring_frame_xy(size: int = RELEASED_SIZE) -> tuple[float, float]:
     """Central-ring centre in a displayed frame of ``size`` pixels covering the whole detector.
 

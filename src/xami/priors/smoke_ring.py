@@ -28,6 +28,7 @@ from xami.instrument import (
     DETECTOR_PIXELS,
     RELEASED_SIZE,
     SMOKE_RING_DIAMETER,
+    SMOKE_RING_MIN_PARENT_DISTANCE,
     SMOKE_RING_OFFSET,
     coverage_mask,
     grey_plane,
@@ -232,7 +233,9 @@ def propose_rings(image: np.ndarray, instances: Instances, sources: list[BrightS
 
     The frame's contrast map (`significance_map`) gives, at every pixel, how far a ring-sized
     disc stands above the sky around it, in the frame's own robust sigma. For each parent
-    without a ring (`has_parent`), the place of its ghost region with the largest significance
+    without a ring (`has_parent`) and far enough from the centre for its ring to clear it
+    (`xami.instrument.SMOKE_RING_MIN_PARENT_DISTANCE`), the place of its ghost region with the
+    largest significance
     is proposed when that reaches ``config.propose_nsigma``, unless a saturated core lies in its
     middle (`on_core`) or another ring already lies there. A proposal's mask is the disc
     (`xami.instrument.SMOKE_RING_DIAMETER`), clipped to coverage, and its score
@@ -258,7 +261,9 @@ def propose_rings(image: np.ndarray, instances: Instances, sources: list[BrightS
     centre, scale = (w / 2, h / 2), w / RELEASED_SIZE
     rings = instances.boxes[instances.labels == _SR]
     found = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in rings]
+    nearest = SMOKE_RING_MIN_PARENT_DISTANCE * w / DETECTOR_PIXELS
     waiting = [(s, radial) for s in sources if (radial := _radial(s, centre)) is not None
+               and radial[1] >= nearest
                and not any(has_parent(ring, [s], centre, scale=scale, config=config)
                            for ring in found)]
     if not waiting:

@@ -17,6 +17,7 @@ from xami.instrument import (
     CENTRAL_RING_XY,
     DETECTOR_PIXELS,
     PIXEL_SCALE_ARCSEC,
+    SMOKE_RING_MIN_PARENT_DISTANCE,
     SMOKE_RING_OFFSET,
 )
 
@@ -199,9 +200,8 @@ class ArtefactConfig:
     ghost_inner: float = 0.45  # inner / outer radius (secondary-mirror obstruction)
     ghost_offset: tuple[float, float] = (0.0, SMOKE_RING_OFFSET)  # offset = a + b r (arcsec,
     # per arcsec; real rings: b 0.21, no constant term)
-    ghost_clearance: float = 2.0  # a ring is labelled only where its offset from its parent is
-    # at least this many outer radii (it clears the parent's glare: parents >= 129" off centre);
-    # real: no dev ring's parent within 128 px of 512; the released rings' heat map has that hole
+    ghost_min_distance: float = SMOKE_RING_MIN_PARENT_DISTANCE * PIXEL_SCALE_ARCSEC  # arcsec
+    # from the centre (136"): nearer, a ring lies in its parent's glare and is not labelled
     loop_min_rate: float = 70.0  # counts/s, loop parent threshold [estimate; ~1.5 labelled loops
     # per image against the released 1.75]
     loop_efficiency: float = 6.0e-3  # loop flux / parent flux [estimate]

@@ -81,8 +81,7 @@ def candidates(scene: Scene, config: SimConfig) -> list[Candidate]:
         if rate >= a.streak_min_rate:
             out += [partial(read_out_streak, float(x), float(y), float(rate), cfg=a,
                             side=side) for side in (-1, 1)]
-        far = a.ghost_offset[1] * np.hypot(x - CENTRE, y - CENTRE) * PIXEL_SCALE_ARCSEC \
-            + a.ghost_offset[0] >= a.ghost_clearance * a.ghost_radius
+        far = np.hypot(x - CENTRE, y - CENTRE) * PIXEL_SCALE_ARCSEC >= a.ghost_min_distance
         if rate >= a.ghost_min_rate and far:
             out.append(partial(smoke_ring, float(x), float(y), float(rate), cfg=a))
     for k, (shape, rate) in enumerate(zip(scene.field.loop_shape, scene.loop_rate, strict=True)):
