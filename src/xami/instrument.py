@@ -98,8 +98,8 @@ SMOKE_RING_OFFSET = 0.21
 the detector centre: the ghost lies on the parent's radial line, outward, at 1.21 times the
 parent's distance (HERA guide: "rings located radially away from the center"; SAS keeps its law in
 calibration files). Measured on the real labelled XAMI frames: ten rings whose parent is in the
-frame give 0.196-0.222 (median 0.21) at 31-209 px from the centre of a 512 frame, within 4 px of
-the radial line, with no constant term."""
+frame give 0.196-0.222 (median 0.21), with parents 128-260 px from the centre of a 512 frame,
+within 4 px of the radial line, with no constant term."""
 
 SMOKE_RING_DIAMETER = 60.0
 """Typical full extent of a labelled smoke ring, unbinned pixels: 15 [14-19] px in the released
