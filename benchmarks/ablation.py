@@ -34,7 +34,7 @@ def steps(before: Path) -> list[tuple[str, Path, list[str]]]:
     """The rows: (label, detector, predict flags), cumulative within each detector."""
     rows = []
     no_loop = "--no-star-loop-prior"
-    for tag, det in (("before", before), ("realsky", bundled_detector("torch"))):
+    for tag, det in (("before", before), ("bundled", bundled_detector("torch"))):
         rows += [
             (f"{tag}: detector + streak fit", det, ["--no-priors"]),
             (f"{tag}: + central-ring prior", det,
