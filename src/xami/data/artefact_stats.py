@@ -2,9 +2,8 @@
 
 Used to put the simulator beside the real frames: ``xami dataset compare SIM REAL``. Every
 statistic is summarised by its median and inter-quartile range [p25-p75]; two datasets are compared
-by the ratio of their medians, flagged when outside `RATIO_RANGE`. A small B (ten real frames, two
-star loops) sets a noisy median: each row also says how far B/A strays when B's number of values
-is drawn from A itself (`ArtefactComparison.sampling`), so a flag reads as a difference or chance.
+by the ratio of their medians, flagged when outside `RATIO_RANGE`, and by how far that ratio strays
+when B's number of values is drawn from A (`ArtefactComparison.sampling`; a small B is noisy).
 
 Conventions: boxes are the tight XYXY boxes of the annotation polygons, in pixels of the image;
 positions are box centres rescaled to the 512 frame (``x = cx * 512 / width``); ``aspect`` is
@@ -17,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -294,8 +293,7 @@ class ArtefactComparison:
         rng = np.random.default_rng(SAMPLING_SEED)
         draws = reduce(rng.choice(va, size=(SAMPLING_DRAWS, n)), axis=1) / reduce(va)
         far = _log_distance(draws) >= _log_distance(np.array([ratio]))[0] - 1e-12
-        lo, hi = np.percentile(draws, [5, 95])
-        return Sampling(float(lo), float(hi), float(far.mean()))
+        return Sampling(*(float(v) for v in np.percentile(draws, [5, 95])), float(far.mean()))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form: per class, instances and every statistic of A and B, ratio."""
@@ -304,7 +302,7 @@ class ArtefactComparison:
             stats = {s: {"a": _plain(self.a.summary(c.name, s)),
                          "b": _plain(self.b.summary(c.name, s)),
                          "ratio": self.ratio(c.name, s), "flag": _flag(self.ratio(c.name, s)),
-                         "sampling": _sampled(self.sampling(c.name, s))}
+                         "sampling": _plain(self.sampling(c.name, s))}
                      for s in STATISTICS}
             classes[c.name] = {"short": c.short, "instances": {
                 "a": self.a.instances(c.name), "b": self.b.instances(c.name)}, **stats}
@@ -355,11 +353,6 @@ def _log_distance(ratios: np.ndarray) -> np.ndarray:
     return np.abs(out)
 
 
-def _sampled(sampling: Sampling | None) -> dict[str, float] | None:
-    """Sampling as a dict (None stays None)."""
-    return None if sampling is None else {"lo": sampling.lo, "hi": sampling.hi, "p": sampling.p}
-
-
 def _cell(summary: Summary | None, statistic: str) -> str:
     """Table cell of a summary (with the mean for counts per image)."""
     if summary is None:
@@ -374,11 +367,9 @@ def _flag(ratio: float | None) -> str:
     return "B low" if ratio < RATIO_RANGE[0] else "B high" if ratio > RATIO_RANGE[1] else ""
 
 
-def _plain(summary: Summary | None) -> dict[str, float] | None:
-    """Summary as a dict (None stays None)."""
-    return None if summary is None else {"median": summary.median, "p25": summary.p25,
-                                         "p75": summary.p75, "mean": summary.mean,
-                                         "n": summary.n}
+def _plain(value: Summary | Sampling | None) -> dict[str, float] | None:
+    """A summary or sampling as a dict (None stays None)."""
+    return None if value is None else asdict(value)
 
 
 def compare_artefact_stats(a: Dataset, b: Dataset, *, names: tuple[str, str] = ("A", "B"),
