@@ -235,11 +235,10 @@ def propose_rings(image: np.ndarray, instances: Instances, sources: list[BrightS
     disc stands above the sky around it, in the frame's own robust sigma. For each parent
     without a ring (`has_parent`) and far enough from the centre for its ring to clear it
     (`xami.instrument.SMOKE_RING_MIN_PARENT_DISTANCE`), the place of its ghost region with the
-    largest significance
-    is proposed when that reaches ``config.propose_nsigma``, unless a saturated core lies in its
-    middle (`on_core`) or another ring already lies there. A proposal's mask is the disc
-    (`xami.instrument.SMOKE_RING_DIAMETER`), clipped to coverage, and its score
-    ``config.propose_score``.
+    largest significance is proposed when that reaches ``config.propose_nsigma``, unless a
+    saturated core lies in its middle (`on_core`) or another ring already lies there. A
+    proposal's mask is the disc (`xami.instrument.SMOKE_RING_DIAMETER`), clipped to coverage,
+    and its score ``config.propose_score``.
 
     Parameters
     ----------

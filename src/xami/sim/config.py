@@ -202,13 +202,13 @@ class ArtefactConfig:
     # per arcsec; real rings: b 0.21, no constant term)
     ghost_min_distance: float = SMOKE_RING_MIN_PARENT_DISTANCE * PIXEL_SCALE_ARCSEC  # arcsec
     # from the centre (136"): nearer, a ring lies in its parent's glare and is not labelled
-    loop_min_rate: float = 70.0  # counts/s, loop parent threshold [estimate; ~1.5 labelled loops
-    # per image against the released 1.75]
+    loop_min_rate: float = 70.0  # counts/s, loop parent threshold [estimate; 1.3-1.6 labelled
+    # loops per image over seeds against the released 1.75]
     loop_efficiency: float = 6.0e-3  # loop flux / parent flux [estimate]
     loop_offaxis: tuple[float, float] = (12.0, 15.0)  # arcmin (paper §2)
     loop_distance: tuple[float, float] = (20.0, 450.0)  # arcsec, loop centre from the chamfer
     # axis (ring_xy) towards the parent, uniform: the released training loops' box heat map has
-    # coverage radii 59 / 99 / 159 px (quartiles, 512 frame), this gives 57 / 108 / 162
+    # coverage radii 59 / 99 / 159 px (quartiles, 512 frame), this gives 55 / 101 / 157
     loop_size: tuple[float, float] = (40.0, 165.0)  # arcsec, semi-major axis (log-uniform;
     # real labelled loops are 49 [33-65] x 68 [46-89] px at 512)
     ring_xy: tuple[float, float] = CENTRAL_RING_XY  # unbinned px, fixed on the detector
