@@ -101,20 +101,16 @@ def from_figure(png: Path) -> dict[str, Any]:
 
 def from_dataset(root: Path) -> dict[str, Any]:
     """The same numbers from a dataset's boxes (their heat map sampled on the panel grid)."""
-    dataset = load_dataset(root)
+    heat = {BY_NAME[name].coco_id: np.zeros((RELEASED_SIZE, RELEASED_SIZE)) for name in PANELS}
+    for _, rec in load_dataset(root).records():
+        scale = RELEASED_SIZE / rec.width
+        for ann in rec.annotations:
+            if ann.category_id in heat and not ann.iscrowd:
+                x0, y0, x1, y1 = (int(v * scale) for v in ann.bbox)
+                heat[ann.category_id][y0:y1, x0:x1] += 1
     rows, cols = grid()
-    out = {}
-    for name in PANELS:
-        heat = np.zeros((RELEASED_SIZE, RELEASED_SIZE))
-        cid = BY_NAME[name].coco_id
-        for _, rec in dataset.records():
-            scale = RELEASED_SIZE / rec.width
-            for ann in rec.annotations:
-                if ann.category_id == cid and not ann.iscrowd:
-                    x0, y0, x1, y1 = (int(v * scale) for v in ann.bbox)
-                    heat[y0:y1, x0:x1] += 1
-        out[name] = coverage_stats(heat[np.ix_(rows, cols)])
-    return out
+    return {name: coverage_stats(heat[BY_NAME[name].coco_id][np.ix_(rows, cols)])
+            for name in PANELS}
 
 
 def main() -> None:

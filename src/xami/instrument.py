@@ -111,7 +111,7 @@ SMOKE_RING_MIN_PARENT_DISTANCE = SMOKE_RING_DIAMETER / SMOKE_RING_OFFSET
 smoke ring to be seen apart from it: nearer, the ring's offset (`SMOKE_RING_OFFSET` of that
 distance) is less than the ring's diameter and the ring lies in its parent's glare. No real
 labelled ring has a nearer parent: the ten dev rings' parents lie 128-260 px from the centre of a
-512 frame (this is 71), and the released rings' heat map has a hole of this size
+512 frame (this distance is 71 px there), and the released rings' heat map has a hole of this size
 (``benchmarks/released_heatmap.py``)."""
 
 

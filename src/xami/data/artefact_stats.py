@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -278,21 +279,30 @@ class ArtefactComparison:
         Returns
         -------
         Sampling or None
-            The 5th-95th percentiles of B/A over `SAMPLING_DRAWS` draws of B's number of values
-            from A's (with replacement), and ``p``: the fraction of draws whose ratio lies at
-            least as far from 1 (in log) as the measured one. Instances drawn one by one spread
-            less than whole frames would (artefacts of one frame are alike), so ``p`` is a lower
-            bound. None when the ratio is undefined.
+            The 5th-95th percentiles of B/A over `SAMPLING_DRAWS` draws (with replacement) of B's
+            number of values from A's, and ``p``: the share of draws at least as far from 1 (in
+            log) as the ratio measured; a lower bound, as instances drawn singly spread less than
+            whole frames (whose artefacts are alike). None when the ratio is undefined.
         """
+        return self._samplings[name, statistic]
+
+    @cached_property
+    def _samplings(self) -> dict[tuple[str, str], Sampling | None]:
+        """Every `sampling`, drawn once (the table and the JSON share them)."""
+        return {(c.name, s): self._sample(c.name, s) for c in CLASSES for s in STATISTICS}
+
+    def _sample(self, name: str, statistic: str) -> Sampling | None:
+        """`sampling` of one row, drawn: B's number of values from A's."""
         ratio = self.ratio(name, statistic)
         if ratio is None:
             return None
-        va, vb = (s.values[name][statistic] for s in (self.a, self.b))
+        va, vb = (stats.values[name][statistic] for stats in (self.a, self.b))
         va, n = va[np.isfinite(va)], int(np.isfinite(vb).sum())
         reduce = np.mean if statistic == "per_image" else np.median
         rng = np.random.default_rng(SAMPLING_SEED)
         draws = reduce(rng.choice(va, size=(SAMPLING_DRAWS, n)), axis=1) / reduce(va)
-        far = _log_distance(draws) >= _log_distance(np.array([ratio]))[0] - 1e-12
+        with np.errstate(divide="ignore", invalid="ignore"):  # a ratio <= 0 lies infinitely far
+            far = np.abs(np.log(np.maximum(draws, 0))) >= abs(np.log(max(ratio, 0))) - 1e-12
         return Sampling(*(float(v) for v in np.percentile(draws, [5, 95])), float(far.mean()))
 
     def to_dict(self) -> dict[str, Any]:
@@ -331,9 +341,8 @@ class ArtefactComparison:
                  _cell(self.b.summary(name, statistic), statistic)]
         ratio = self.ratio(name, statistic)
         shown = "" if ratio is None else f"{ratio:.2f}"
-        sampled = self.sampling(name, statistic)
-        spread = "| |" if sampled is None else f"| {sampled.lo:.2f}-{sampled.hi:.2f} | " \
-                                                f"{sampled.p:.2f} |"
+        m = self.sampling(name, statistic)
+        spread = "| |" if m is None else f"| {m.lo:.2f}-{m.hi:.2f} | {m.p:.2f} |"
         return f"| {short} | {_LABELS[statistic]} | {cells[0]} | {cells[1]} | {shown} | " \
                f"{_flag(ratio)} {spread}"
 
@@ -346,25 +355,16 @@ class ArtefactComparison:
         return paths
 
 
-def _log_distance(ratios: np.ndarray) -> np.ndarray:
-    """``|log ratio|``; infinite for ratios <= 0 (a sign change is as far as it gets)."""
-    out = np.full(ratios.shape, np.inf)
-    np.log(ratios, out=out, where=ratios > 0)
-    return np.abs(out)
-
-
 def _cell(summary: Summary | None, statistic: str) -> str:
     """Table cell of a summary (with the mean for counts per image)."""
-    if summary is None:
-        return "–"
-    return summary.cell() + (f" (mean {summary.mean:.2f})" if statistic == "per_image" else "")
+    mean = f" (mean {summary.mean:.2f})" if summary and statistic == "per_image" else ""
+    return "–" if summary is None else summary.cell() + mean
 
 
 def _flag(ratio: float | None) -> str:
     """``B low`` / ``B high`` when the ratio is outside `RATIO_RANGE`."""
-    if ratio is None:
-        return ""
-    return "B low" if ratio < RATIO_RANGE[0] else "B high" if ratio > RATIO_RANGE[1] else ""
+    low, high = RATIO_RANGE
+    return "" if ratio is None else "B low" if ratio < low else "B high" if ratio > high else ""
 
 
 def _plain(value: Summary | Sampling | None) -> dict[str, float] | None:

@@ -40,6 +40,7 @@ from xami.structures import Instances
 _RELABEL = (BY_NAME["star-loop"].coco_id, BY_NAME["other"].coco_id)
 _RADIUS = SMOKE_RING_DIAMETER / 2 * RELEASED_SIZE / DETECTOR_PIXELS  # 7.5 px of a 512 frame
 _SKY = (_RADIUS + 2.5, 2 * _RADIUS)  # the sky annulus around a ring, px of a 512 frame
+_NEAREST = SMOKE_RING_MIN_PARENT_DISTANCE * RELEASED_SIZE / DETECTOR_PIXELS  # 71 px of 512
 
 
 @dataclass(frozen=True)
@@ -260,9 +261,8 @@ def propose_rings(image: np.ndarray, instances: Instances, sources: list[BrightS
     centre, scale = (w / 2, h / 2), w / RELEASED_SIZE
     rings = instances.boxes[instances.labels == _SR]
     found = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in rings]
-    nearest = SMOKE_RING_MIN_PARENT_DISTANCE * w / DETECTOR_PIXELS
     waiting = [(s, radial) for s in sources if (radial := _radial(s, centre)) is not None
-               and radial[1] >= nearest
+               and radial[1] >= _NEAREST * scale
                and not any(has_parent(ring, [s], centre, scale=scale, config=config)
                            for ring in found)]
     if not waiting:
